@@ -1,0 +1,159 @@
+"""One-line assertions for QA tests: each checklist line is one call.
+
+Every helper runs the same built-in check the suite runs, and raises `CheckFailure` (an
+AssertionError) whose message shows the request sent, the response seen (masked), and
+the fix. A check that cannot judge (target error, rate limited) raises CannotJudge; one
+with nothing to judge skips the test with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pytest_prodready import schema
+from pytest_prodready.checking import Result, run_check
+from pytest_prodready.errors import CannotJudge, CheckFailure
+from pytest_prodready.target import Target
+
+HEADER_CHECKS = ("hsts", "content_type_options", "frame_options", "csp", "referrer_policy",
+                 "no_version_disclosure")
+
+
+def _raise_for(results: Iterable[Result]) -> list[Result]:
+    __tracebackhide__ = True
+    results = list(results)
+    failed = [r for r in results if r.outcome == "failed"]
+    if failed:
+        exchanges = [ex for r in failed for ex in r.exchanges]
+        detail = "\n\n".join(r.detail for r in failed)
+        raise CheckFailure("; ".join(r.message for r in failed), exchanges,
+                           remediation=failed[0].remediation, check_id=failed[0].check_id,
+                           rendered=detail)
+    errors = [r for r in results if r.outcome == "error"]
+    if errors:
+        raise CannotJudge("; ".join(f"[{r.check_id}] {r.message}" for r in errors))
+    if results and all(r.outcome == "skipped" for r in results):
+        import pytest
+
+        pytest.skip("; ".join(f"[{r.check_id}] {r.message}" for r in results))
+    return results
+
+
+def assert_check(target: Target, check_id: str, subject: str = "", **settings: object) -> Result:
+    """Run any built-in check by id; the helpers below are named shortcuts of this."""
+    __tracebackhide__ = True
+    return _raise_for([run_check(check_id, target, subject, **settings)])[0]
+
+
+# -- CORS -------------------------------------------------------------------------------
+def assert_cors_rejects_unknown_origin(target: Target, path: str = "/") -> None:
+    """An unknown Origin is not granted, and never with credentials."""
+    __tracebackhide__ = True
+    _raise_for(run_check(c, target, schema.path(path, "path"))
+               for c in ("cors.unknown_origin_rejected", "cors.no_wildcard_with_credentials"))
+
+
+def assert_cors_rejects_null_origin(target: Target, path: str = "/") -> None:
+    __tracebackhide__ = True
+    assert_check(target, "cors.null_origin_rejected", schema.path(path, "path"))
+
+
+def assert_cors_allows_origin(target: Target, path: str, origin: str) -> None:
+    """Positive control: a listed origin is allowed."""
+    __tracebackhide__ = True
+    assert_check(target, "cors.allowed_origin_accepted", schema.path(path, "path"),
+                 allowed_origins=[schema.origin(origin, "origin")])
+
+
+# -- authentication -----------------------------------------------------------------------
+def assert_requires_auth(target: Target, endpoint: str) -> None:
+    """'GET /api/agents' (or '/api/agents') refuses an anonymous caller with 401/403."""
+    __tracebackhide__ = True
+    assert_check(target, "auth.required", schema.endpoint(endpoint, "endpoint"),
+                 protected=[schema.endpoint(endpoint, "endpoint")])
+
+
+def assert_rejects_invalid_token(target: Target, endpoint: str) -> None:
+    __tracebackhide__ = True
+    assert_check(target, "auth.invalid_token_rejected", schema.endpoint(endpoint, "endpoint"),
+                 protected=[schema.endpoint(endpoint, "endpoint")])
+
+
+# -- exposure -----------------------------------------------------------------------------
+def assert_not_served(target: Target, *paths: str) -> None:
+    """Each path (default: the built-in list of /.env, /.git/config, dumps...) is not served."""
+    __tracebackhide__ = True
+    subjects = [schema.path(p, "path") for p in paths] or [""]
+    _raise_for(run_check("exposure.sensitive_paths", target, p) for p in subjects)
+
+
+def assert_no_admin_surfaces(target: Target, allow: Iterable[str] = ()) -> None:
+    __tracebackhide__ = True
+    assert_check(target, "exposure.admin_surfaces", **{"exposure": {"allow": list(allow)}})
+
+
+def assert_no_secrets_in_responses(target: Target, *paths: str) -> None:
+    """No key, token or DSN in the responses of these paths (default: the run's usual probes)."""
+    __tracebackhide__ = True
+    subjects = [schema.path(p, "path") for p in paths] or [""]
+    _raise_for(run_check("exposure.secrets_in_responses", target, p) for p in subjects)
+
+
+# -- headers and cookies ------------------------------------------------------------------
+def assert_security_headers(target: Target, path: str = "/",
+                            checks: Iterable[str] = HEADER_CHECKS) -> None:
+    """HSTS, nosniff, framing, CSP, Referrer-Policy and no version disclosure on a page."""
+    __tracebackhide__ = True
+    page = schema.path(path, "path")
+    _raise_for(run_check(f"headers.{c}", target, page=page) for c in checks)
+
+
+def assert_cookie_flags(target: Target, path: str = "/") -> None:
+    __tracebackhide__ = True
+    assert_check(target, "cookies.flags", schema.path(path, "path"))
+
+
+# -- errors -------------------------------------------------------------------------------
+def assert_not_found_is_404(target: Target) -> None:
+    __tracebackhide__ = True
+    assert_check(target, "errors.not_found_is_404")
+
+
+def assert_malformed_json_rejected(target: Target, endpoint: str) -> None:
+    """Malformed JSON gets a 4xx, with no stack trace in the answer."""
+    __tracebackhide__ = True
+    normal = schema.endpoint(endpoint, "endpoint")
+    _raise_for([run_check("errors.malformed_input_is_4xx", target, normal,
+                          errors={"json_endpoints": [normal]})])
+
+
+def assert_no_stack_traces(target: Target) -> None:
+    __tracebackhide__ = True
+    assert_check(target, "errors.no_stack_traces")
+
+
+def assert_no_internal_hosts(target: Target) -> None:
+    __tracebackhide__ = True
+    assert_check(target, "errors.no_internal_hosts")
+
+
+# -- health and metrics -------------------------------------------------------------------
+def assert_healthy(target: Target, path: str = "/health", budget_ms: int | None = None) -> None:
+    """The health endpoint answers 200 with a healthy body (within budget_ms if given)."""
+    __tracebackhide__ = True
+    extra = {"health_budget_ms": budget_ms} if budget_ms is not None else {}
+    assert_check(target, "health.endpoint_ok", schema.path(path, "path"),
+                 health=[schema.path(path, "path")], **extra)
+
+
+def assert_version_exposed(target: Target, *paths: str) -> None:
+    __tracebackhide__ = True
+    extra = {"version_paths": [schema.path(p, "path") for p in paths]} if paths else {}
+    assert_check(target, "health.version_exposed", **extra)
+
+
+def assert_prometheus_metrics(target: Target, path: str = "/metrics") -> None:
+    __tracebackhide__ = True
+    metrics = dict(target.settings.get("metrics") or {})
+    metrics["path"] = schema.path(path, "path")
+    assert_check(target, "metrics.prometheus_valid", metrics=metrics)

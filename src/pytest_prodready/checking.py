@@ -1,0 +1,146 @@
+"""Running one check on one subject: the Context a judge sees, and the Result it gives.
+
+This is the library layer: no pytest here. The plugin turns Results into test outcomes;
+scripts can call `run_check` directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from pytest_prodready.errors import CannotJudge, CheckFailure, OffAllowlist, TargetError
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.registry import CheckSpec, get_check
+from pytest_prodready.target import Probe, Target
+
+Outcome = Literal["passed", "failed", "skipped", "error"]
+# How many exchanges a failure message shows; reports keep them all.
+RENDERED_EXCHANGES = 3
+
+
+class SkipCheck(Exception):
+    """The check has nothing to judge here (not configured, or no such thing on the target)."""
+
+
+@dataclass
+class Result:
+    check_id: str
+    subject: str
+    outcome: Outcome
+    message: str
+    severity: str
+    remediation: str = ""
+    exchanges: Sequence[Exchange] = ()
+    # For a failure: the full masked text (message, fix, evidence) an assertion shows.
+    detail: str = ""
+
+    def evidence(self) -> list[dict[str, Any]]:
+        return [ex.to_dict() for ex in self.exchanges]
+
+
+@dataclass
+class Context:
+    """What a judge works with: settings, the target, the subject, and its prefetched probes."""
+
+    spec: CheckSpec
+    target: Target
+    subject: str
+    exchanges: list[Exchange] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def settings(self) -> Any:
+        return self.target.settings
+
+    def fetch(self, probe: Probe, *, rate_limit_is_answer: bool = False) -> Exchange:
+        """An exchange (from the cache when already fetched), recorded as evidence.
+
+        A transport error or our own probes being rate limited cannot be judged either way:
+        it raises CannotJudge instead of handing the judge a misleading response.
+        """
+        exchange = self.target.fetch(probe)
+        return self._accept(exchange, rate_limit_is_answer)
+
+    def fetch_all(self, probes: Sequence[Probe]) -> list[Exchange]:
+        return [self._accept(ex, False) for ex in self.target.fetch_many(probes)]
+
+    def responses(self) -> list[Exchange]:
+        """The prefetched exchanges that got a usable answer, for checks that judge many.
+
+        Raises CannotJudge when none did: scanning nothing must not read as a pass.
+        """
+        usable = [ex for ex in self.exchanges if ex.status is not None and ex.status != 429]
+        if self.exchanges and not usable:
+            first = self.exchanges[0]
+            raise CannotJudge(f"no probe got an answer ({first.request_line}: "
+                              f"{first.error or 'rate limited'})")
+        return usable
+
+    def _accept(self, exchange: Exchange, rate_limit_is_answer: bool) -> Exchange:
+        if exchange not in self.exchanges:
+            self.exchanges.append(exchange)
+        if exchange.status is None:
+            raise TargetError(f"{exchange.request_line}: {exchange.error}")
+        if exchange.status == 429 and not rate_limit_is_answer:
+            raise CannotJudge(f"{exchange.request_line}: rate limited (429) even after backing "
+                              "off; cannot judge. Lower max_concurrency or allow-list the checker.")
+        return exchange
+
+    def fail(self, message: str, *evidence: Exchange) -> NoReturn:
+        """Raise the check's failure, showing `evidence` (default: every exchange seen)."""
+        shown = list(evidence) or self.exchanges
+        raise CheckFailure(message, shown, remediation=self.spec.remediation,
+                           check_id=self.spec.id, rendered=render_failure(self.spec, message, shown))
+
+    def passed(self, message: str) -> None:
+        self.message = message
+
+    def skip(self, reason: str) -> NoReturn:
+        raise SkipCheck(reason)
+
+
+def render_failure(spec: CheckSpec, message: str, exchanges: Sequence[Exchange]) -> str:
+    masker = exchanges[0].masker if exchanges else None
+    text = masker.text(message) if masker else message
+    lines = [f"[{spec.id}] {text}", f"Fix: {spec.remediation}"]
+    for exchange in list(exchanges)[:RENDERED_EXCHANGES]:
+        lines += ["", exchange.render()]
+    if len(exchanges) > RENDERED_EXCHANGES:
+        lines.append(f"\n(+{len(exchanges) - RENDERED_EXCHANGES} more exchanges in the report)")
+    return "\n".join(lines)
+
+
+def execute(spec: CheckSpec, target: Target, subject: str) -> Result:
+    """Run a check and return its Result; never raises for a verdict."""
+    missing = spec.missing_config(target.settings)
+    if missing:
+        return Result(spec.id, subject, "skipped", f"not configured: set {', '.join(missing)}",
+                      spec.severity, spec.remediation)
+    ctx = Context(spec, target, subject)
+    try:
+        probes = spec.probes_for(target.settings, subject)
+        if probes:
+            # Prefetch without judging: a judge asks for the exchanges it needs (and gets
+            # CannotJudge for a broken one) or scans the usable ones with ctx.responses().
+            ctx.exchanges = target.fetch_many(probes)
+        spec.judge(ctx)
+    except CheckFailure as failure:
+        return Result(spec.id, subject, "failed", target.masker.text(failure.message), spec.severity,
+                      spec.remediation, failure.exchanges or ctx.exchanges, detail=str(failure))
+    except SkipCheck as skip:
+        return Result(spec.id, subject, "skipped", str(skip), spec.severity, spec.remediation,
+                      ctx.exchanges)
+    except (CannotJudge, OffAllowlist) as exc:
+        message = f"cannot judge: {target.masker.text(str(exc))}"
+        return Result(spec.id, subject, "error", message, spec.severity, spec.remediation,
+                      ctx.exchanges, detail=message)
+    return Result(spec.id, subject, "passed", ctx.message or spec.title, spec.severity,
+                  spec.remediation, ctx.exchanges)
+
+
+def run_check(check_id: str, target: Target, subject: str = "", **settings: Any) -> Result:
+    """Run one built-in check by id, optionally with settings overridden for this call."""
+    spec = get_check(check_id)
+    return execute(spec, target.scoped(**settings) if settings else target, subject)

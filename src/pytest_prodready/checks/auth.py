@@ -1,0 +1,84 @@
+"""auth.*: protected endpoints refuse anonymous callers and made-up tokens."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pytest_prodready.checking import Context
+from pytest_prodready.checks.common import anonymous_probe, protected
+from pytest_prodready.config import Settings
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.registry import check
+from pytest_prodready.target import Probe
+
+REFUSED = frozenset({401, 403})
+LOGIN_HINTS = ("login", "signin", "sign-in", "sign_in", "auth", "sso", "oauth")
+GARBAGE_TOKEN = "prodready-invalid-token"
+
+
+def _random_jwt() -> str:
+    """A well-formed JWT signed with a key the target cannot know (fixed, so cache-friendly)."""
+    import jwt
+
+    return jwt.encode({"sub": "prodready-probe", "exp": 4102444800}, "prodready-not-the-real-signing-key-0f3b9d7e",
+                      algorithm="HS256")
+
+
+def refusal(ex: Exchange) -> str | None:
+    """How the response refuses the caller, or None when it does not."""
+    if ex.status in REFUSED:
+        return str(ex.status)
+    location = ex.header("Location") or ""
+    if ex.status in (301, 302, 303, 307, 308) and any(h in urlsplit(location).path.lower()
+                                                      for h in LOGIN_HINTS):
+        return f"{ex.status} redirect to the login page"
+    return None
+
+
+def verdict_problem(ex: Exchange) -> str:
+    """What an un-refused response means, in words a developer acts on."""
+    status = ex.status or 0
+    if 200 <= status < 300:
+        return f"answered {status}: anyone can call it"
+    if status == 404:
+        return "answered 404: check the path in 'protected' (expected 401/403)"
+    if status >= 500:
+        return f"errored with {status} instead of refusing (expected 401/403)"
+    return f"answered {status} (expected 401/403)"
+
+
+def _anonymous(_settings: Settings, endpoint: str) -> list[Probe]:
+    return [anonymous_probe(endpoint)]
+
+
+def token_probes(settings: Settings, endpoint: str) -> list[Probe]:
+    header = settings.get("auth.header") or "Authorization"
+    scheme = settings.get("auth.scheme", "Bearer")
+    probes = []
+    for token in (GARBAGE_TOKEN, _random_jwt()):
+        value = f"{scheme} {token}".strip() if header.lower() == "authorization" else token
+        base = anonymous_probe(endpoint)
+        probes.append(Probe(base.method, base.path, tuple(sorted({**dict(base.headers), header: value}.items())),
+                            base.body, None, False))
+    return probes
+
+
+@check("auth.required", title="protected endpoints refuse anonymous calls with 401/403",
+       severity="critical", subjects=protected, probes=_anonymous, needs=("protected",),
+       remediation="Require authentication on this endpoint and answer 401 (or 403) to anonymous callers.")
+def required(ctx: Context) -> None:
+    ex = ctx.fetch(anonymous_probe(ctx.subject))
+    how = refusal(ex)
+    if how is None:
+        ctx.fail(f"{ctx.subject} without credentials {verdict_problem(ex)}", ex)
+    ctx.passed(f"{ctx.subject} refuses anonymous callers ({how})")
+
+
+@check("auth.invalid_token_rejected", title="a malformed or random bearer token gets 401",
+       severity="critical", subjects=protected, probes=token_probes, needs=("protected",),
+       remediation="Validate the token's signature and format on every request; answer 401 when it fails.")
+def invalid_token_rejected(ctx: Context) -> None:
+    accepted = [ex for ex in ctx.fetch_all(token_probes(ctx.settings, ctx.subject)) if refusal(ex) is None]
+    if accepted:
+        ctx.fail(f"{ctx.subject} with a made-up token {verdict_problem(accepted[0])}", *accepted)
+    ctx.passed(f"{ctx.subject} refuses malformed and unknown tokens")

@@ -1,0 +1,107 @@
+"""cors.*: an unknown or null Origin is never granted, credentials never go to strangers.
+
+Each path is asked twice per origin: a simple GET and a preflight OPTIONS, because many
+APIs only reveal their CORS policy on one of the two.
+"""
+
+from __future__ import annotations
+
+from pytest_prodready.checking import Context
+from pytest_prodready.checks.common import UNKNOWN_ORIGIN, protected_get_paths
+from pytest_prodready.config import Settings
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.registry import check
+from pytest_prodready.target import Probe
+
+
+def cors_paths(settings: Settings) -> list[str]:
+    configured = settings.get("cors_paths")
+    if configured:
+        return list(configured)
+    return [str(settings.get("page", "/")), *protected_get_paths(settings)]
+
+
+def origin_probes(path: str, origin: str) -> list[Probe]:
+    return [
+        Probe.get(path, {"Origin": origin}),
+        Probe.of("OPTIONS", path, {"Origin": origin, "Access-Control-Request-Method": "GET",
+                                   "Access-Control-Request-Headers": "authorization"}),
+    ]
+
+
+def _unknown(_settings: Settings, path: str) -> list[Probe]:
+    return origin_probes(path, UNKNOWN_ORIGIN)
+
+
+def _null(_settings: Settings, path: str) -> list[Probe]:
+    return origin_probes(path, "null")
+
+
+def _allowed(settings: Settings, path: str) -> list[Probe]:
+    return [p for origin in settings.get("allowed_origins", []) for p in origin_probes(path, origin)]
+
+
+def allow_origin(ex: Exchange) -> str | None:
+    value = ex.header("Access-Control-Allow-Origin")
+    return value.strip() if value is not None else None
+
+
+def allows_credentials(ex: Exchange) -> bool:
+    return (ex.header("Access-Control-Allow-Credentials") or "").strip().lower() == "true"
+
+
+def granted(ctx: Context, origin: str) -> list[Exchange]:
+    """The exchanges (GET and preflight) whose Access-Control-Allow-Origin grants `origin`."""
+    exchanges = ctx.fetch_all(origin_probes(ctx.subject, origin))
+    return [ex for ex in exchanges if allow_origin(ex) == origin]
+
+
+@check("cors.unknown_origin_rejected", title="an unknown Origin is not echoed in Access-Control-Allow-Origin",
+       severity="critical", subjects=cors_paths, probes=_unknown,
+       remediation="Only allow listed origins (allowed_origins); never reflect the request's Origin.")
+def unknown_origin_rejected(ctx: Context) -> None:
+    hits = granted(ctx, UNKNOWN_ORIGIN)
+    if hits:
+        creds = " with credentials allowed" if any(allows_credentials(ex) for ex in hits) else ""
+        ctx.fail(f"{UNKNOWN_ORIGIN} was echoed in Access-Control-Allow-Origin{creds} "
+                 f"({', '.join(ex.where for ex in hits)})", *hits)
+    ctx.passed(f"{UNKNOWN_ORIGIN} not granted on {ctx.subject}")
+
+
+@check("cors.null_origin_rejected", title="Origin: null is not allowed",
+       severity="high", subjects=cors_paths, probes=_null,
+       remediation="Never allow the 'null' origin: sandboxed iframes and file: pages send it.")
+def null_origin_rejected(ctx: Context) -> None:
+    hits = granted(ctx, "null")
+    if hits:
+        ctx.fail(f"'Origin: null' is allowed ({', '.join(ex.where for ex in hits)})", *hits)
+    ctx.passed(f"'null' origin not granted on {ctx.subject}")
+
+
+@check("cors.no_wildcard_with_credentials",
+       title="never '*' or a reflected origin together with credentials",
+       severity="critical", subjects=cors_paths, probes=_unknown,
+       remediation="Send Access-Control-Allow-Credentials only with an explicitly listed origin.")
+def no_wildcard_with_credentials(ctx: Context) -> None:
+    exchanges = ctx.fetch_all(origin_probes(ctx.subject, UNKNOWN_ORIGIN))
+    bad = [ex for ex in exchanges
+           if allows_credentials(ex) and allow_origin(ex) in ("*", UNKNOWN_ORIGIN)]
+    if bad:
+        ctx.fail(f"Access-Control-Allow-Origin {allow_origin(bad[0])!r} together with "
+                 f"Access-Control-Allow-Credentials: true for an unknown origin "
+                 f"({', '.join(ex.where for ex in bad)})", *bad)
+    ctx.passed(f"no credentialed CORS for unknown origins on {ctx.subject}")
+
+
+@check("cors.allowed_origin_accepted", title="each configured origin is allowed (positive control)",
+       severity="medium", subjects=cors_paths, probes=_allowed, needs=("allowed_origins",),
+       remediation="Allow each origin of allowed_origins, or remove it from the list.")
+def allowed_origin_accepted(ctx: Context) -> None:
+    refused = []
+    for origin in ctx.settings.get("allowed_origins", []):
+        exchanges = ctx.fetch_all(origin_probes(ctx.subject, origin))
+        if not any(allow_origin(ex) in (origin, "*") for ex in exchanges):
+            refused.append(origin)
+    if refused:
+        ctx.fail(f"configured origin(s) not allowed on {ctx.subject}: {', '.join(refused)}")
+    ctx.passed(f"all {len(ctx.settings.get('allowed_origins', []))} configured origin(s) allowed")

@@ -1,0 +1,208 @@
+"""exposure.*: files, consoles and admin UIs that must not be public; secrets in responses.
+
+Soft-404 aware by construction: a path counts as served only when the response *looks
+like the thing* (a .env has KEY=value lines, a .git/config has [core]), so an SPA that
+answers 200 with its index page to every path is not flagged, and a real .env behind it is.
+Extra paths from config, which have no signature, are compared with the not-found baseline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pytest_prodready.checking import Context
+from pytest_prodready.checks.common import base_probes, not_found_probe
+from pytest_prodready.config import Settings
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.registry import check
+from pytest_prodready.target import Probe
+
+
+@dataclass(frozen=True)
+class Surface:
+    path: str
+    what: str
+    looks_like: Callable[[bytes], bool]
+
+
+def text_match(pattern: str, flags: int = re.MULTILINE) -> Callable[[bytes], bool]:
+    regex = re.compile(pattern.encode(), flags)
+
+    def looks_like(body: bytes) -> bool:
+        # An HTML page (an SPA's index, a styled 404) is never a dotfile or a dump.
+        head = body[:512].lstrip().lower()
+        if head.startswith((b"<!doctype html", b"<html")) and b"<html" not in pattern.encode():
+            return False
+        return regex.search(body) is not None
+
+    return looks_like
+
+
+def magic(*prefixes: bytes) -> Callable[[bytes], bool]:
+    return lambda body: body.startswith(prefixes)
+
+
+def html_match(pattern: str) -> Callable[[bytes], bool]:
+    regex = re.compile(pattern.encode(), re.IGNORECASE)
+    return lambda body: regex.search(body[:65536]) is not None
+
+
+_ENV = text_match(r"^\s*(export\s+)?[A-Z][A-Z0-9_]*\s*=")
+_SQL = text_match(r"(CREATE TABLE|INSERT INTO|-- MySQL dump|PostgreSQL database dump)")
+_KEY = text_match(r"-----BEGIN (RSA |OPENSSH |EC |DSA )?PRIVATE KEY-----")
+
+SENSITIVE: tuple[Surface, ...] = (
+    Surface("/.env", "environment file", _ENV),
+    Surface("/.env.local", "environment file", _ENV),
+    Surface("/.env.production", "environment file", _ENV),
+    Surface("/.git/config", "git repository config", text_match(r"^\[core\]")),
+    Surface("/.git/HEAD", "git repository HEAD", text_match(r"^ref: refs/")),
+    Surface("/.DS_Store", "macOS folder index", magic(b"\x00\x00\x00\x01Bud1")),
+    Surface("/.htpasswd", "password file", text_match(r"^[^:\s]+:(\$apr1\$|\$2[aby]\$|\{SHA\}|\$[156]\$)")),
+    Surface("/.aws/credentials", "AWS credentials", text_match(r"aws_secret_access_key", re.I)),
+    Surface("/.npmrc", "npm credentials", text_match(r"_authToken")),
+    Surface("/id_rsa", "SSH private key", _KEY),
+    Surface("/backup.sql", "database dump", _SQL),
+    Surface("/dump.sql", "database dump", _SQL),
+    Surface("/db.sql", "database dump", _SQL),
+    Surface("/backup.zip", "backup archive", magic(b"PK\x03\x04")),
+    Surface("/backup.tar.gz", "backup archive", magic(b"\x1f\x8b")),
+    Surface("/wp-config.php.bak", "WordPress config backup", text_match(r"DB_PASSWORD")),
+    Surface("/docker-compose.yml", "compose file", text_match(r"^services:\s*$")),
+    Surface("/config/database.yml", "Rails database config", text_match(r"^\s*(adapter|password):")),
+    Surface("/phpinfo.php", "phpinfo page", html_match(r"phpinfo\(\)|PHP Version \d")),
+    Surface("/server-status", "Apache server status", html_match(r"Apache Server Status")),
+    Surface("/actuator/env", "Spring actuator environment", text_match(r'"(propertySources|activeProfiles)"')),
+    Surface("/actuator/heapdump", "JVM heap dump", magic(b"JAVA PROFILE")),
+    Surface("/debug/pprof/", "Go pprof", html_match(r"Types of profiles available")),
+    Surface("/console", "debug console", html_match(r"Werkzeug Debugger|H2 Console|interactive console")),
+    Surface("/_profiler/", "Symfony profiler", html_match(r"Symfony Profiler")),
+)
+
+ADMIN: tuple[Surface, ...] = (
+    Surface("/metrics", "Prometheus metrics", text_match(r"^# (HELP|TYPE) \w+")),
+    Surface("/actuator", "Spring actuator", text_match(r'"_links"\s*:')),
+    Surface("/swagger-ui.html", "Swagger UI", html_match(r"swagger-ui")),
+    Surface("/swagger-ui/", "Swagger UI", html_match(r"swagger-ui")),
+    Surface("/docs", "API docs UI", html_match(r"swagger-ui|redoc")),
+    Surface("/openapi.json", "OpenAPI spec", text_match(r'"(openapi|swagger)"\s*:')),
+    Surface("/swagger.json", "OpenAPI spec", text_match(r'"(openapi|swagger)"\s*:')),
+    Surface("/login", "Grafana", html_match(r"<title>Grafana|grafana-app")),
+    Surface("/graph", "Prometheus UI", html_match(r"<title>Prometheus")),
+    Surface("/admin/", "admin console", html_match(r"Django administration|Site administration")),
+    Surface("/phpmyadmin/", "phpMyAdmin", html_match(r"phpMyAdmin")),
+)
+
+# What a leaked credential looks like. Kept specific: a false alarm here costs trust.
+SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("private key", re.compile(r"-----BEGIN (RSA |OPENSSH |EC |DSA |ENCRYPTED )?PRIVATE KEY-----")),
+    ("Stripe secret key", re.compile(r"\b(sk|rk)_live_[0-9a-zA-Z]{16,}")),
+    ("GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})")),
+    ("Slack token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("SendGrid key", re.compile(r"\bSG\.[\w-]{22}\.[\w-]{43}")),
+    ("OpenAI key", re.compile(r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}")),
+    ("database URL with password",
+     re.compile(r"\b(postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql)"
+                r"://[^:\s/@\"']+:[^@\s/\"']+@[^\s\"'<]+")),
+)
+
+
+def _extra(settings: Settings) -> list[str]:
+    return list(settings.get("exposure.extra_paths", []))
+
+
+def _sensitive_probes(settings: Settings, subject: str) -> list[Probe]:
+    paths = [subject] if subject else [s.path for s in SENSITIVE] + _extra(settings)
+    return [not_found_probe(), *(Probe.get(p, follow_redirects=False) for p in paths)]
+
+
+def _admin_probes(settings: Settings, _subject: str) -> list[Probe]:
+    allowed = set(settings.get("exposure.allow", []))
+    return [Probe.get(s.path, follow_redirects=False) for s in ADMIN if s.path not in allowed]
+
+
+def same_as_baseline(ex: Exchange, baseline: Exchange) -> bool:
+    """True when a response is the target's generic answer to any unknown path."""
+    if baseline.status != ex.status:
+        return False
+    a, b = ex.body, baseline.body
+    return a[:256] == b[:256] and abs(len(a) - len(b)) <= max(64, len(b) // 20)
+
+
+def served(ctx: Context, surfaces: tuple[Surface, ...], paths: list[str]) -> list[tuple[str, Exchange]]:
+    """(description, exchange) for each path the target really serves."""
+    by_path = {s.path: s for s in surfaces}
+    baseline = ctx.fetch(not_found_probe())
+    hits = []
+    for path in paths:
+        ex = ctx.fetch(Probe.get(path, follow_redirects=False))
+        if not ex.ok or not ex.body:
+            continue
+        surface = by_path.get(path)
+        if surface is not None:
+            if surface.looks_like(ex.body):
+                hits.append((f"{path} ({surface.what})", ex))
+        elif not same_as_baseline(ex, baseline):
+            hits.append((f"{path} (answers {ex.status}, unlike an unknown path)", ex))
+    return hits
+
+
+@check("exposure.sensitive_paths", title="/.env, /.git, backups, dumps, debug consoles are not served",
+       severity="critical", probes=_sensitive_probes,
+       remediation="Do not deploy these files; deny dotfiles and backups at the web server "
+                   "(e.g. nginx 'location ~ /\\. { deny all; }').")
+def sensitive_paths(ctx: Context) -> None:
+    paths = [ctx.subject] if ctx.subject else [s.path for s in SENSITIVE] + _extra(ctx.settings)
+    hits = served(ctx, SENSITIVE, paths)
+    if hits:
+        ctx.fail("served to anyone: " + "; ".join(what for what, _ in hits), *(ex for _, ex in hits))
+    ctx.passed(f"none of {len(paths)} sensitive path(s) served")
+
+
+@check("exposure.admin_surfaces", title="metrics, actuator, API docs and admin UIs are not public",
+       severity="medium", probes=_admin_probes,
+       remediation="Put these behind authentication or an internal network; list intended "
+                   "public ones in exposure.allow.")
+def admin_surfaces(ctx: Context) -> None:
+    allowed = set(ctx.settings.get("exposure.allow", []))
+    paths = [s.path for s in ADMIN if s.path not in allowed]
+    hits = served(ctx, ADMIN, paths)
+    if hits:
+        ctx.fail("public without authentication: " + "; ".join(what for what, _ in hits)
+                 + " (allow intended ones with exposure.allow)", *(ex for _, ex in hits))
+    ctx.passed(f"none of {len(paths)} admin surface(s) public")
+
+
+def find_secrets(ex: Exchange) -> list[tuple[str, str]]:
+    """(kind, matched text) for every secret-looking string in a response's headers and body."""
+    haystack = "\n".join(f"{k}: {v}" for k, v in ex.headers if k.lower() != "set-cookie")
+    haystack += "\n" + ex.text
+    return [(kind, m.group(0)) for kind, pattern in SECRET_PATTERNS for m in pattern.finditer(haystack)]
+
+
+def _secret_probes(settings: Settings, subject: str) -> list[Probe]:
+    if subject:
+        return [Probe.get(subject)]
+    return base_probes(settings) + [Probe.get(p) for p in settings.get("version_paths", [])]
+
+
+@check("exposure.secrets_in_responses", title="no key, token or DSN patterns in probed responses",
+       severity="critical", probes=_secret_probes,
+       remediation="Remove the credential from the response, then rotate it: it has been public.")
+def secrets_in_responses(ctx: Context) -> None:
+    findings, evidence = [], []
+    for ex in ctx.responses():
+        for kind, value in find_secrets(ex):
+            # The leaked value is masked in every output from here on; the message shows
+            # only its kind and first characters.
+            ctx.target.masker.add(value)
+            findings.append(f"{kind} '{value[:4]}…' in {ex.where}")
+            if ex not in evidence:
+                evidence.append(ex)
+    if findings:
+        ctx.fail("credentials in responses: " + "; ".join(findings), *evidence)
+    ctx.passed(f"no credential patterns in {len(ctx.responses())} response(s)")

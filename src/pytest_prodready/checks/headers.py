@@ -1,0 +1,154 @@
+"""headers.*: security headers on the target's page, judged from one GET (like MDN's Observatory)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pytest_prodready.checking import Context
+from pytest_prodready.checks.common import page_probe
+from pytest_prodready.config import Settings
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.registry import check
+from pytest_prodready.target import Probe
+
+HSTS_MIN_AGE_S = 180 * 24 * 3600
+SAFE_REFERRER_POLICIES = frozenset(
+    {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"})
+# Sources that let any script run: a bare wildcard or a whole scheme.
+UNSAFE_SCRIPT_SOURCES = frozenset({"*", "http:", "https:", "data:", "blob:", "filesystem:"})
+
+
+def _page(settings: Settings, _subject: str) -> list[Probe]:
+    return [page_probe(settings)]
+
+
+def _response(ctx: Context) -> Exchange:
+    return ctx.fetch(page_probe(ctx.settings))
+
+
+def _plain_http_note(ctx: Context) -> str:
+    return " (note: the target is plain HTTP, where browsers ignore HSTS)" \
+        if urlsplit(ctx.target.base_url).scheme == "http" else ""
+
+
+def parse_csp(policy: str) -> dict[str, list[str]]:
+    """Directive name -> source list. The first occurrence of a directive wins (CSP spec)."""
+    directives: dict[str, list[str]] = {}
+    for part in policy.split(";"):
+        tokens = part.strip().split()
+        if tokens and tokens[0].lower() not in directives:
+            directives[tokens[0].lower()] = [t.lower() for t in tokens[1:]]
+    return directives
+
+
+def script_source_problems(directives: dict[str, list[str]]) -> list[str]:
+    """Why this policy does not restrict scripts (empty when it does)."""
+    sources = directives.get("script-src", directives.get("default-src"))
+    if sources is None:
+        return ["no script-src or default-src directive, so any script may run"]
+    has_nonce_or_hash = any(s.startswith(("'nonce-", "'sha256-", "'sha384-", "'sha512-")) for s in sources)
+    strict_dynamic = "'strict-dynamic'" in sources
+    problems = []
+    if "'unsafe-eval'" in sources:
+        problems.append("'unsafe-eval' allows eval()")
+    # CSP3: 'unsafe-inline' is ignored when a nonce or hash is present.
+    if "'unsafe-inline'" in sources and not has_nonce_or_hash:
+        problems.append("'unsafe-inline' without a nonce or hash allows inline scripts")
+    wild = [s for s in sources if s in UNSAFE_SCRIPT_SOURCES]
+    # With 'strict-dynamic' and a nonce/hash, browsers ignore host and scheme sources.
+    if wild and not (strict_dynamic and has_nonce_or_hash):
+        problems.append(f"{', '.join(wild)} allows scripts from anywhere")
+    return problems
+
+
+@check("headers.hsts", title="Strict-Transport-Security with max-age >= 180 days",
+       severity="high", probes=_page,
+       remediation="Send 'Strict-Transport-Security: max-age=31536000; includeSubDomains' on HTTPS responses.")
+def hsts(ctx: Context) -> None:
+    ex = _response(ctx)
+    value = ex.header("Strict-Transport-Security")
+    if value is None:
+        ctx.fail("no Strict-Transport-Security header" + _plain_http_note(ctx))
+    match = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.IGNORECASE)
+    if not match:
+        ctx.fail(f"Strict-Transport-Security has no valid max-age: {value!r}")
+    age = int(match.group(1))
+    if age < HSTS_MIN_AGE_S:
+        ctx.fail(f"HSTS max-age is {age}s ({age // 86400} days); at least 180 days is needed")
+    ctx.passed(f"HSTS max-age {age}s ({age // 86400} days)" + _plain_http_note(ctx))
+
+
+@check("headers.content_type_options", title="X-Content-Type-Options: nosniff",
+       severity="medium", probes=_page,
+       remediation="Send 'X-Content-Type-Options: nosniff' on every response.")
+def content_type_options(ctx: Context) -> None:
+    value = _response(ctx).header("X-Content-Type-Options")
+    if value is None or value.strip().lower() != "nosniff":
+        ctx.fail(f"X-Content-Type-Options is {value!r}, expected 'nosniff'")
+    ctx.passed("X-Content-Type-Options: nosniff")
+
+
+@check("headers.frame_options", title="X-Frame-Options or CSP frame-ancestors prevents framing",
+       severity="medium", probes=_page,
+       remediation="Send CSP 'frame-ancestors 'none'' (or 'self'), or 'X-Frame-Options: DENY'.")
+def frame_options(ctx: Context) -> None:
+    ex = _response(ctx)
+    for policy in ex.header_all("Content-Security-Policy"):
+        ancestors = parse_csp(policy).get("frame-ancestors")
+        if ancestors is not None and "*" not in ancestors:
+            ctx.passed(f"CSP frame-ancestors {' '.join(ancestors)}")
+            return
+    xfo = (ex.header("X-Frame-Options") or "").strip().upper()
+    if xfo in ("DENY", "SAMEORIGIN"):
+        ctx.passed(f"X-Frame-Options: {xfo}")
+        return
+    ctx.fail("the page may be framed by any site (clickjacking): no X-Frame-Options DENY/SAMEORIGIN "
+             "and no restrictive CSP frame-ancestors" + (f"; X-Frame-Options is {xfo!r}" if xfo else ""))
+
+
+@check("headers.csp", title="a Content-Security-Policy that restricts scripts",
+       severity="medium", probes=_page,
+       remediation="Send a CSP whose script-src uses 'self', nonces or hashes, without "
+                   "'unsafe-inline', 'unsafe-eval' or wildcards.")
+def csp(ctx: Context) -> None:
+    ex = _response(ctx)
+    policies = ex.header_all("Content-Security-Policy")
+    if not policies:
+        only_report = ex.header("Content-Security-Policy-Report-Only")
+        ctx.fail("CSP is only in report-only mode, which enforces nothing" if only_report
+                 else "no Content-Security-Policy header")
+    # Every enforced policy applies, so one policy that restricts scripts is enough.
+    findings = [script_source_problems(parse_csp(p)) for p in policies]
+    if all(findings):
+        ctx.fail("CSP does not restrict scripts: " + "; ".join(findings[0]))
+    ctx.passed("CSP restricts script sources")
+
+
+@check("headers.referrer_policy", title="a safe Referrer-Policy", severity="low", probes=_page,
+       remediation="Send 'Referrer-Policy: strict-origin-when-cross-origin' (or stricter).")
+def referrer_policy(ctx: Context) -> None:
+    value = _response(ctx).header("Referrer-Policy")
+    if value is None:
+        ctx.fail("no Referrer-Policy header")
+    # Browsers use the last policy token they recognise.
+    tokens = [t.strip().lower() for t in value.split(",") if t.strip()]
+    effective = tokens[-1] if tokens else ""
+    if effective not in SAFE_REFERRER_POLICIES:
+        ctx.fail(f"Referrer-Policy {effective!r} leaks full URLs to other sites")
+    ctx.passed(f"Referrer-Policy: {effective}")
+
+
+@check("headers.no_version_disclosure", title="no X-Powered-By, no version in Server",
+       severity="low", probes=_page,
+       remediation="Remove X-Powered-By and the version from the Server header "
+                   "(e.g. nginx 'server_tokens off').")
+def no_version_disclosure(ctx: Context) -> None:
+    ex = _response(ctx)
+    leaks = [f"{name}: {ex.header(name)}" for name in
+             ("X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version") if ex.header(name)]
+    servers = ex.header_all("Server")
+    leaks += [f"Server: {s}" for s in servers if re.search(r"\d+\.\d+", s)]
+    if leaks:
+        ctx.fail("software versions disclosed: " + "; ".join(leaks))
+    ctx.passed("no software version disclosed" + (f" (Server: {', '.join(servers)})" if servers else ""))

@@ -1,0 +1,114 @@
+"""health.*: health endpoints answer 200 with a healthy body in time; a version is published."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pytest_prodready.checking import Context
+from pytest_prodready.checks.common import health_paths
+from pytest_prodready.config import Settings
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.registry import check
+from pytest_prodready.target import Probe
+
+HEALTHY = frozenset({"ok", "healthy", "up", "pass", "passing", "green", "available", "ready",
+                     "success", "running", "true"})
+UNHEALTHY = frozenset({"down", "fail", "failed", "failing", "error", "unhealthy", "critical", "red",
+                       "unavailable", "degraded", "false", "outofservice", "out_of_service"})
+STATUS_KEYS = ("status", "health", "state", "healthy")
+COMPONENT_KEYS = ("checks", "components", "details", "dependencies", "services")
+VERSION_KEYS = frozenset({"version", "commit", "sha", "git_sha", "gitsha", "build", "release",
+                          "revision", "git_commit", "build_id"})
+DEFAULT_VERSION_PATHS = ("/version", "/api/version", "/__version__", "/version.json")
+
+
+def _status_word(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return value.strip().lower().replace(" ", "")
+    return None
+
+
+def unhealthy_parts(document: Any, where: str = "") -> list[str]:
+    """Every place in a health document that reports a non-healthy status."""
+    problems: list[str] = []
+    if not isinstance(document, dict):
+        return problems
+    for key in STATUS_KEYS:
+        word = _status_word(document.get(key))
+        if word is not None and word in UNHEALTHY:
+            problems.append(f"{where or 'status'}={document[key]}")
+    for key in COMPONENT_KEYS:
+        parts = document.get(key)
+        items = parts.items() if isinstance(parts, dict) else enumerate(parts) if isinstance(parts, list) else ()
+        for name, part in items:
+            label = part.get("name", name) if isinstance(part, dict) else name
+            if isinstance(part, dict):
+                problems += unhealthy_parts(part, f"{key}.{label}")
+            elif (word := _status_word(part)) is not None and word in UNHEALTHY:
+                problems.append(f"{key}.{label}={part}")
+    return problems
+
+
+def body_problem(ex: Exchange) -> str | None:
+    document = ex.json()
+    if document is not None:
+        parts = unhealthy_parts(document)
+        return f"reports unhealthy: {', '.join(parts)}" if parts else None
+    if re.search(r"\b(unhealthy|down|fail(ed|ing)?|error)\b", ex.text[:2000], re.IGNORECASE):
+        return f"body says {ex.text[:80].strip()!r}"
+    return None
+
+
+@check("health.endpoint_ok", title="each health endpoint answers 200 with a healthy body in time",
+       severity="critical", subjects=health_paths, needs=("health",),
+       probes=lambda s, path: [Probe.get(path)],
+       remediation="Make the health endpoint answer 200 with a healthy status within "
+                   "health_budget_ms, and fix the failing dependency it reports.")
+def endpoint_ok(ctx: Context) -> None:
+    ex = ctx.fetch(Probe.get(ctx.subject))
+    budget = float(ctx.settings.get("health_budget_ms", 2000))
+    if ex.status != 200:
+        ctx.fail(f"{ctx.subject} answered {ex.status}, expected 200", ex)
+    problem = body_problem(ex)
+    if problem:
+        ctx.fail(f"{ctx.subject} {problem}", ex)
+    if ex.elapsed_ms > budget:
+        ctx.fail(f"{ctx.subject} took {ex.elapsed_ms:.0f} ms, over health_budget_ms={budget:.0f}", ex)
+    ctx.passed(f"{ctx.subject} healthy in {ex.elapsed_ms:.0f} ms")
+
+
+def version_paths(settings: Settings) -> list[str]:
+    configured = settings.get("version_paths")
+    return list(configured) if configured else [*DEFAULT_VERSION_PATHS, *health_paths(settings)]
+
+
+def version_in(ex: Exchange) -> str | None:
+    """The version or commit the response publishes, if any."""
+    if ex.status != 200:
+        return None
+    document = ex.json()
+    if isinstance(document, dict):
+        for scope in (document, *(v for v in document.values() if isinstance(v, dict))):
+            for key, value in scope.items():
+                if key.lower() in VERSION_KEYS and isinstance(value, (str, int, float)) and str(value):
+                    return f"{key}={value}"
+        return None
+    match = re.search(r"\b(v?\d+\.\d+\.\d+[\w.+-]*|[0-9a-f]{7,40})\b", ex.text[:200])
+    return match.group(0) if match and len(ex.text) < 200 else None
+
+
+@check("health.version_exposed", title="a version/commit endpoint answers", severity="low",
+       probes=lambda s, _: [Probe.get(p) for p in version_paths(s)],
+       remediation="Publish the deployed version and commit (e.g. GET /version -> "
+                   "{\"version\": \"1.4.2\", \"commit\": \"9f1c2ab\"}).")
+def version_exposed(ctx: Context) -> None:
+    for ex in ctx.responses():
+        found = version_in(ex)
+        if found:
+            ctx.passed(f"{ex.where} publishes {found}")
+            return
+    ctx.fail(f"no version or commit found at {', '.join(version_paths(ctx.settings))} "
+             "(set version_paths if it lives elsewhere)")

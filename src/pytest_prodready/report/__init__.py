@@ -1,0 +1,1 @@
+"""The scorecard and its renderers (terminal, Markdown, JSON, HTML)."""

@@ -1,0 +1,66 @@
+"""Per-run state of the pytest layer, kept in config.stash (never module globals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_prodready.config import Settings
+from pytest_prodready.masking import Masker
+from pytest_prodready.target import Target
+
+
+class MaskingFilter(logging.Filter):
+    """Masks secrets in records of the HTTP libraries' loggers (urllib3 logs every URL)."""
+
+    def __init__(self, masker: Masker) -> None:
+        super().__init__()
+        self.masker = masker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.masker.text(record.getMessage())
+        record.args = ()
+        return True
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _target: Target | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _log_filter: MaskingFilter | None = None
+    prefetched: bool = False
+
+    def target(self) -> Target:
+        with self._lock:
+            if self._target is None:
+                self._target = Target(self.settings)
+                self._log_filter = MaskingFilter(self._target.masker)
+                for name in ("urllib3", "requests"):
+                    logging.getLogger(name).addFilter(self._log_filter)
+            return self._target
+
+    def close(self) -> None:
+        if self._target is not None:
+            self._target.close()
+        if self._log_filter is not None:
+            for name in ("urllib3", "requests"):
+                logging.getLogger(name).removeFilter(self._log_filter)
+
+    def severity_of(self, check_id: str, default: str) -> str:
+        overrides: dict[str, str] = self.settings.get("severity", {}) or {}
+        return overrides.get(check_id, default)
+
+    def waiver_for(self, check_id: str, subject: str) -> dict[str, Any] | None:
+        """The waiver matching 'id' or 'id[subject]', with whether it is still in force."""
+        names = {check_id, f"{check_id}[{subject}]"}
+        for waiver in self.settings.get("waivers", []) or []:
+            if waiver["id"] in names:
+                expires = waiver.get("expires")
+                active = expires is None or expires >= dt.date.today()
+                return {"reason": waiver["reason"], "expires": str(expires) if expires else None,
+                        "active": active}
+        return None

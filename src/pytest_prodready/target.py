@@ -1,0 +1,381 @@
+"""The target client: the only way the plugin talks to a system under test.
+
+One `requests.Session` with timeouts, retries for idempotent methods only (urllib3's
+Retry), a host allowlist checked on every hop, a hard request budget, a body-size cap,
+and a per-run probe cache so a response fetched once feeds every check that needs it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from pytest_prodready import __version__
+from pytest_prodready.config import DEFAULTS, Settings
+from pytest_prodready.errors import BudgetExceeded, OffAllowlist, TargetUnreachable
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.masking import Masker
+
+USER_AGENT = f"pytest-prodready/{__version__} (production-readiness check)"
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_REDIRECTS = 5
+RETRY_AFTER_CAP_S = 5.0  # we honour Retry-After, but never let a target park us for long
+CHUNK = 16 * 1024  # small chunks bound what one step of a gzip bomb can inflate to
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request a check needs. Frozen and hashable: it is the probe cache's key.
+
+    `credential` names a secret by its config key (e.g. 'auth.token_env'); the client adds
+    it at send time, so probes, cache keys and evidence never hold the raw value.
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    credential: str | None = None
+    follow_redirects: bool = True
+
+    @classmethod
+    def of(cls, method: str, path: str, headers: dict[str, str] | None = None,
+           body: bytes = b"", credential: str | None = None, follow_redirects: bool = True) -> Probe:
+        return cls(method.upper(), path, tuple(sorted((headers or {}).items())), body,
+                   credential, follow_redirects)
+
+    @classmethod
+    def get(cls, path: str, headers: dict[str, str] | None = None, **kw: Any) -> Probe:
+        return cls.of("GET", path, headers, **kw)
+
+    @classmethod
+    def endpoint(cls, endpoint: str, headers: dict[str, str] | None = None, **kw: Any) -> Probe:
+        """A probe from a normalised 'METHOD /path' config entry."""
+        method, _, path = endpoint.partition(" ")
+        return cls.of(method, path, headers, **kw)
+
+
+class Budget:
+    """A hard cap on requests per run, shared by every thread of the run."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def charge(self) -> None:
+        with self._lock:
+            if self.spent >= self.limit:
+                raise BudgetExceeded(
+                    f"request budget of {self.limit} requests reached (request_budget); "
+                    "raise it in the config, or narrow the run with --prodready-only or -k")
+            self.spent += 1
+
+
+class _BudgetedRetry(Retry):
+    """urllib3's Retry, charging each retry to the run's budget and never retrying a timeout.
+
+    A read timeout retried would multiply the time a check can hang; a reset or a 503 is
+    worth one more try, a target that does not answer is not.
+    """
+
+    budget: Budget | None = None
+
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+        error = kwargs.get("error")
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        new = super().increment(*args, **kwargs)
+        if self.budget is not None:
+            self.budget.charge()
+        return new
+
+    def get_retry_after(self, response: Any) -> float | None:
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, RETRY_AFTER_CAP_S)
+
+
+def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
+    """A short human description of a transport error and its kind ('connect' or 'read')."""
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"could not connect within {timeout:g}s (connect timeout)", "connect"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"no response within {timeout:g}s (read timeout)", "read"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS handshake failed: {text[:200]}", "connect"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        lowered = text.lower()
+        if "name or service not known" in lowered or "nodename nor servname" in lowered \
+                or "failed to resolve" in lowered or "name resolution" in lowered:
+            return "the host name does not resolve (DNS)", "connect"
+        if "refused" in lowered:
+            return "connection refused (nothing listens on that port)", "connect"
+        if "newconnectionerror" in lowered or "max retries exceeded" in lowered and "connect" in lowered:
+            return f"could not connect: {text[:200]}", "connect"
+        return f"connection broken: {text[:200]}", "read"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return f"connection reset mid-response: {text[:200]}", "read"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return f"response body could not be decoded: {text[:200]}", "read"
+    return f"{type(exc).__name__}: {text[:200]}", "read"
+
+
+@dataclass
+class Target:
+    """A system under test: base URL, settings, and the safe client that reaches it."""
+
+    settings: Settings
+    masker: Masker = field(default_factory=Masker)
+    budget: Budget = field(init=False)
+    session: requests.Session = field(init=False)
+    _cache: dict[Probe, Future[Exchange]] = field(init=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _pool: ThreadPoolExecutor | None = field(init=False, default=None)
+
+    def __repr__(self) -> str:
+        return f"Target({self.masker.url(self.base_url)!r})"
+
+    def __post_init__(self) -> None:
+        for secret in self.settings.secrets.values():
+            self.masker.add(secret)
+        self.budget = Budget(int(self.settings.get("request_budget")))
+        self.session = self._make_session()
+
+    @classmethod
+    def from_url(cls, base_url: str, **values: Any) -> Target:
+        """A target for scripts and one-off checks, with the default safety settings."""
+        from pytest_prodready import schema
+
+        settings = Settings(values={**DEFAULTS, **values, "base_url": schema.url(base_url, "base_url")},
+                            secrets={}, sources={})
+        return cls(settings)
+
+    # -- configuration -------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def timeout(self) -> float:
+        return float(self.settings.get("timeout_s"))
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        hosts = {urlsplit(self.base_url).hostname or ""}
+        hosts |= {h.lower() for h in self.settings.get("allowed_hosts", [])}
+        for key in ("tls.http_url",):
+            value = self.settings.get(key)
+            if value:
+                hosts.add(urlsplit(value).hostname or "")
+        return frozenset(h.lower() for h in hosts if h)
+
+    def url_for(self, path: str) -> str:
+        """An absolute URL for a probe path; paths are appended to the base URL's own path."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.base_url.rstrip("/") + (path if path.startswith("/") else "/" + path)
+
+    def _make_session(self) -> requests.Session:
+        session = requests.Session()
+        # No proxies, .netrc or CA bundles from the environment: what is sent, and where,
+        # is decided by the config alone.
+        session.trust_env = False
+        session.headers["User-Agent"] = USER_AGENT
+        retries = int(self.settings.get("retries"))
+        retry_class = type("BudgetedRetry", (_BudgetedRetry,), {"budget": self.budget})
+        retry = retry_class(
+            total=retries, connect=retries, read=retries, status=retries, redirect=0,
+            allowed_methods=IDEMPOTENT, status_forcelist=(429, 502, 503, 504),
+            backoff_factor=0.2, respect_retry_after_header=True, raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        pool = int(self.settings.get("max_concurrency"))
+        adapter = requests.adapters.HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    # -- sending -------------------------------------------------------------------------
+    def fetch(self, probe: Probe) -> Exchange:
+        """The exchange for a probe, sent at most once per run (the probe cache)."""
+        with self._lock:
+            future = self._cache.get(probe)
+            owner = future is None
+            if future is None:
+                future = self._cache[probe] = Future()
+        if owner:
+            try:
+                future.set_result(self.send(probe))
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
+
+    def fetch_many(self, probes: Iterable[Probe]) -> list[Exchange]:
+        """Fetch probes concurrently (bounded by max_concurrency); results in input order."""
+        unique = list(dict.fromkeys(probes))
+        if len(unique) <= 1:
+            return [self.fetch(p) for p in unique]
+        pool = self._executor()
+        futures = {p: pool.submit(self.fetch, p) for p in unique}
+        return [futures[p].result() for p in unique]
+
+    def prefetch(self, probes: Iterable[Probe]) -> None:
+        """Warm the cache; errors are kept in the cache for the checks to report."""
+        pool = self._executor()
+        for fut in [pool.submit(self.fetch, p) for p in dict.fromkeys(probes)]:
+            fut.exception()
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=int(self.settings.get("max_concurrency")), thread_name_prefix="prodready")
+            return self._pool
+
+    def credential_headers(self, credential: str) -> dict[str, str]:
+        """Headers that carry a configured secret (by its config key)."""
+        secret = self.settings.secret(credential)
+        if secret is None:
+            raise KeyError(credential)
+        if credential.endswith("cookie_env"):
+            return {"Cookie": secret}
+        if credential != "auth.token_env":
+            return {"Authorization": f"Bearer {secret}"}
+        header = self.settings.get("auth.header") or "Authorization"
+        scheme = self.settings.get("auth.scheme", "Bearer")
+        return {header: f"{scheme} {secret}".strip() if header.lower() == "authorization" else secret}
+
+    def scoped(self, **values: Any) -> Target:
+        """This target with some settings overridden, sharing its session, cache and budget."""
+        view = copy.copy(self)
+        view.settings = self.settings.with_values(**values)
+        return view
+
+    def _check_allowed(self, url: str) -> None:
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in self.allowed_hosts:
+            raise OffAllowlist(
+                f"refused to send a request to {host!r}: it is not the target's host nor in "
+                "allowed_hosts")
+
+    def send(self, probe: Probe) -> Exchange:
+        """Send one probe now (no cache), following same-allowlist redirects by hand."""
+        url = self.url_for(probe.path)
+        headers = dict(probe.headers)
+        secret_headers = self.credential_headers(probe.credential) if probe.credential else {}
+        method, body = probe.method, probe.body
+        redirects: list[tuple[int, str]] = []
+        origin_host = urlsplit(url).hostname
+        self._check_allowed(url)
+        while True:
+            exchange, location = self._send_once(method, url, {**headers, **secret_headers}, body)
+            exchange = _replace(exchange, redirects=tuple(redirects))
+            if location is None or not probe.follow_redirects or exchange.status is None:
+                return exchange
+            next_url = urljoin(url, location)
+            next_host = (urlsplit(next_url).hostname or "").lower()
+            if next_host not in self.allowed_hosts:
+                return _replace(exchange, note=f"redirect to {next_host} not followed: it is "
+                                               "outside the allowlist")
+            if len(redirects) >= MAX_REDIRECTS:
+                return _replace(exchange, note=f"stopped after {MAX_REDIRECTS} redirects (a loop?)")
+            if next_host != origin_host:
+                # A different host, even an allowed one, never receives our credentials.
+                secret_headers = {}
+            redirects.append((int(exchange.status), next_url))
+            if exchange.status == 303 or (exchange.status in (301, 302) and method == "POST"):
+                method, body = "GET", b""
+            url = next_url
+
+    def _send_once(self, method: str, url: str, headers: dict[str, str],
+                   body: bytes) -> tuple[Exchange, str | None]:
+        self.budget.charge()
+        sent_headers = {"User-Agent": USER_AGENT, **headers}
+        base = dict(method=method, url=url, request_headers=tuple(self.masker.headers(sent_headers)),
+                    request_body=body, masker=self.masker)
+        start = time.monotonic()
+        try:
+            response = self.session.request(
+                method, url, headers=headers, data=body or None, stream=True,
+                allow_redirects=False, timeout=(self.timeout, self.timeout))
+        except (BudgetExceeded, OffAllowlist):
+            raise
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            error, kind = describe_error(exc, self.timeout)
+            return Exchange(**base, error=error, error_kind=kind,
+                            elapsed_ms=(time.monotonic() - start) * 1000), None
+        elapsed = (time.monotonic() - start) * 1000
+        try:
+            data, truncated, error = self._read_body(response, method, start)
+            raw_headers = tuple((k, v) for k, v in response.raw.headers.items())
+            exchange = Exchange(**base, status=response.status_code, reason=response.reason or "",
+                                headers=raw_headers, body=data, truncated=truncated,
+                                elapsed_ms=elapsed, note=error)
+            location = response.headers.get("Location") if response.is_redirect else None
+            return exchange, location
+        finally:
+            response.close()
+
+    def _read_body(self, response: requests.Response, method: str, start: float) -> tuple[bytes, bool, str]:
+        if method == "HEAD":
+            return b"", False, ""
+        cap = int(self.settings.get("max_body_bytes"))
+        deadline = start + 2 * self.timeout
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(CHUNK):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > cap:
+                    return b"".join(chunks)[:cap], True, f"body cut at {cap} bytes (max_body_bytes)"
+                if time.monotonic() > deadline:
+                    return b"".join(chunks), True, f"body still arriving after {2 * self.timeout:g}s; cut"
+        except (requests.exceptions.RequestException, OSError) as exc:
+            error, _ = describe_error(exc, self.timeout)
+            return b"".join(chunks), True, f"body incomplete: {error}"
+        return b"".join(chunks), False, ""
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def preflight(self) -> Exchange:
+        """Fetch the target's page once; raise TargetUnreachable when nothing answers."""
+        exchange = self.fetch(Probe.get(str(self.settings.get("page"))))
+        if exchange.status is None and exchange.error_kind == "connect":
+            raise TargetUnreachable(
+                f"target {self.masker.url(self.base_url)} is unreachable: {exchange.error}. "
+                "Check --prodready-url / base_url, and that the service is up.")
+        return exchange
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.session.close()
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _replace(exchange: Exchange, **changes: Any) -> Exchange:
+    from dataclasses import replace
+
+    return replace(exchange, **changes)
+
+
+def endpoints_of(entries: Sequence[str], methods: Iterable[str] | None = None) -> list[str]:
+    """Config endpoints ('METHOD /path'), optionally only those with the given methods."""
+    wanted = {m.upper() for m in methods} if methods else None
+    return [e for e in entries if wanted is None or e.partition(" ")[0] in wanted]

@@ -1,0 +1,1 @@
+"""The embedded demo service for `prodready demo`."""

@@ -1,0 +1,26 @@
+"""The docs that are generated from code stay in step with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_prodready.catalogue import markdown_catalogue
+from pytest_prodready.registry import all_checks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_catalogue_page_is_generated_from_the_registry() -> None:
+    """docs/catalogue.md is exactly what `prodready catalogue` prints (regenerate it if not)."""
+    page = (ROOT / "docs" / "catalogue.md").read_text(encoding="utf-8")
+    assert page.strip() == markdown_catalogue().strip(), "run: prodready catalogue > docs/catalogue.md"
+
+
+def test_every_check_id_is_in_the_product_catalogue() -> None:
+    """Built-in ids are the contract's ids (PRODUCT.md), not new spellings."""
+    product = (ROOT.parent / "shared" / "PRODUCT.md")
+    if not product.exists():  # the shared folder sits beside the checkout in CI
+        return
+    text = product.read_text(encoding="utf-8")
+    missing = [check_id for check_id in all_checks() if f"`{check_id}`" not in text]
+    assert not missing, f"ids not in PRODUCT.md: {missing}"

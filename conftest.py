@@ -7,10 +7,10 @@ from contextlib import ExitStack
 from typing import Any
 
 import pytest
+from tests.targets.webapp import ALLOWED_ORIGIN, METRICS_TOKEN, VALID_TOKEN, Served, serve
 
 from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.target import Target
-from tests.targets.webapp import ALLOWED_ORIGIN, METRICS_TOKEN, VALID_TOKEN, Served, serve
 
 pytest_plugins = ["pytester"]
 

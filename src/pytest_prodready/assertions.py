@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from pytest_prodready import schema
-from pytest_prodready.checking import Result, run_check
+from pytest_prodready.checking import RENDERED_EXCHANGES, Result, run_check
 from pytest_prodready.errors import CannotJudge, CheckFailure
+from pytest_prodready.evidence import Exchange
 from pytest_prodready.target import Target
 
 HEADER_CHECKS = ("hsts", "content_type_options", "frame_options", "csp", "referrer_policy",
@@ -24,11 +25,10 @@ def _raise_for(results: Iterable[Result]) -> list[Result]:
     results = list(results)
     failed = [r for r in results if r.outcome == "failed"]
     if failed:
-        exchanges = [ex for r in failed for ex in r.exchanges]
-        detail = "\n\n".join(r.detail for r in failed)
+        exchanges = list(dict.fromkeys(ex for r in failed for ex in r.exchanges))
         raise CheckFailure("; ".join(r.message for r in failed), exchanges,
                            remediation=failed[0].remediation, check_id=failed[0].check_id,
-                           rendered=detail)
+                           rendered=_render(failed))
     errors = [r for r in results if r.outcome == "error"]
     if errors:
         raise CannotJudge("; ".join(f"[{r.check_id}] {r.message}" for r in errors))
@@ -37,6 +37,25 @@ def _raise_for(results: Iterable[Result]) -> list[Result]:
 
         pytest.skip("; ".join(f"[{r.check_id}] {r.message}" for r in results))
     return results
+
+
+def _render(failed: list[Result]) -> str:
+    """The failures' details; one whose evidence is already shown above gets only its verdict.
+
+    Several checks often judge the same exchange (HSTS and CSP from one GET, two CORS rules
+    from one preflight): the transcript is printed once, not once per check.
+    """
+    shown: set[Exchange] = set()
+    parts = []
+    for result in failed:
+        seen = list(result.exchanges)
+        if seen and shown.issuperset(seen):
+            parts.append(f"[{result.check_id}] {result.message}\nFix: {result.remediation}\n"
+                         "(evidence: the exchange(s) shown above)")
+        else:
+            parts.append(result.detail or f"[{result.check_id}] {result.message}")
+            shown.update(seen[:RENDERED_EXCHANGES])
+    return "\n\n".join(parts)
 
 
 def assert_check(target: Target, check_id: str, subject: str = "", **settings: object) -> Result:
@@ -88,8 +107,13 @@ def assert_not_served(target: Target, *paths: str) -> None:
 
 
 def assert_no_admin_surfaces(target: Target, allow: Iterable[str] = ()) -> None:
+    """No admin UI, metrics or API docs is public, except the paths in `allow` and in the
+    config's exposure.allow."""
     __tracebackhide__ = True
-    assert_check(target, "exposure.admin_surfaces", **{"exposure": {"allow": list(allow)}})
+    exposure = dict(target.settings.get("exposure") or {})
+    allowed = [*exposure.get("allow", []), *(schema.path(p, "allow") for p in allow)]
+    exposure["allow"] = list(dict.fromkeys(allowed))
+    assert_check(target, "exposure.admin_surfaces", exposure=exposure)
 
 
 def assert_no_secrets_in_responses(target: Target, *paths: str) -> None:
@@ -105,6 +129,8 @@ def assert_security_headers(target: Target, path: str = "/",
     """HSTS, nosniff, framing, CSP, Referrer-Policy and no version disclosure on a page."""
     __tracebackhide__ = True
     page = schema.path(path, "path")
+    if isinstance(checks, str):  # checks="hsts" means that one check, not 'h', 's', 't', 's'
+        checks = (checks,)
     _raise_for(run_check(f"headers.{c}", target, page=page) for c in checks)
 
 
@@ -149,7 +175,7 @@ def assert_healthy(target: Target, path: str = "/health", budget_ms: int | None 
 def assert_version_exposed(target: Target, *paths: str) -> None:
     __tracebackhide__ = True
     extra = {"version_paths": [schema.path(p, "path") for p in paths]} if paths else {}
-    assert_check(target, "health.version_exposed", **extra)
+    assert_check(target, "health.version_exposed", "", **extra)
 
 
 def assert_prometheus_metrics(target: Target, path: str = "/metrics") -> None:

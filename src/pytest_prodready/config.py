@@ -21,7 +21,7 @@ from pytest_prodready.masking import Masker
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 DEFAULTS: dict[str, Any] = {
     "page": "/",
@@ -148,18 +148,31 @@ def _with_prefix(prefix: str, error: ConfigError, file: Path | None) -> ConfigEr
     return wrapped
 
 
-def _resolve_secrets(values: Mapping[str, Any], environ: Mapping[str, str], key: str = "") -> dict[str, str]:
-    """Read every *_env key's variable; a missing one is a config error naming the key."""
+def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a config table (keys as in prodready.toml) against the schema.
+
+    Returns the normalised table, or raises ConfigError naming the first bad key path.
+    """
+    schema.find_secret_literals(raw, "")
+    return schema.ROOT(raw, "")
+
+
+def resolve_secrets(values: Mapping[str, Any], environ: Mapping[str, str], key: str = "") -> dict[str, str]:
+    """Read every *_env key's variable; a missing one is a config error naming the key.
+
+    Only the schema's own *_env keys count (bare names); a free key that happens to end in
+    '_env', like the path of a rate limit "/api/dev_env", is not one.
+    """
     found: dict[str, str] = {}
     for name, value in values.items():
         sub = f"{key}.{name}" if key else name
         if isinstance(value, Mapping):
-            found.update(_resolve_secrets(value, environ, sub))
+            found.update(resolve_secrets(value, environ, sub))
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, Mapping):
-                    found.update(_resolve_secrets(item, environ, f"{sub}[{i}]"))
-        elif name.endswith("_env") and isinstance(value, str):
+                    found.update(resolve_secrets(item, environ, f"{sub}[{i}]"))
+        elif name.endswith("_env") and name.isidentifier() and isinstance(value, str):
             secret = environ.get(value)
             if not secret:
                 state = "is empty" if value in environ else "is not set"
@@ -176,8 +189,7 @@ def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str
     file, prefix = find_config_file(rootdir, overrides.config_path)
     raw = read_table(file, prefix) if file else {}
     try:
-        schema.find_secret_literals(raw, "")
-        validated = schema.ROOT(raw, "")
+        validated = validate(raw)
     except ConfigError as exc:
         raise _with_prefix(prefix, exc, file) from None
 
@@ -208,7 +220,7 @@ def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str
 
     sources.update(overrides.sources)
     try:
-        secrets = _resolve_secrets(values, env)
+        secrets = resolve_secrets(values, env)
     except ConfigError as exc:
         raise _with_prefix(prefix, exc, file) from None
 

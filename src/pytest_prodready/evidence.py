@@ -36,6 +36,10 @@ class Exchange:
     note: str = ""
     masker: Masker = field(default_factory=Masker, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        # Shown by pytest's assertion rewriting and `-l`: never the raw exchange.
+        return f"<Exchange {self.request_line} -> {self.status_line}>"
+
     # -- reading the response -------------------------------------------------------------
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of a header, case-insensitively (None when absent)."""
@@ -81,9 +85,11 @@ class Exchange:
 
     # -- output ---------------------------------------------------------------------------
     def excerpt(self, limit: int = EXCERPT_CHARS) -> str:
-        text = self.text
+        # Mask the whole body before cutting: a secret straddling the cut would otherwise
+        # survive as an unrecognised prefix.
+        text = self.masker.text(self.text)
         cut = len(text) > limit or self.truncated
-        return self.masker.text(text[:limit]) + (" …[truncated]" if cut else "")
+        return text[:limit] + (" …[truncated]" if cut else "")
 
     def render(self, *, body: bool = True) -> str:
         """A readable, masked transcript of the exchange for failure messages."""
@@ -91,7 +97,7 @@ class Exchange:
         lines = [f"> {self.request_line}"]
         lines += [f"> {k}: {v}" for k, v in m.headers(self.request_headers)]
         if self.request_body:
-            lines.append("> " + m.text(self.request_body[:200].decode("utf-8", "replace")))
+            lines.append("> " + m.text(self.request_body.decode("utf-8", "replace"))[:200])
         for status, location in self.redirects:
             lines.append(f"  (redirect {status} -> {m.url(location)})")
         lines.append(f"< {self.status_line}" + (f"  ({self.elapsed_ms:.0f} ms)" if self.status else ""))

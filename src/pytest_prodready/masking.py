@@ -40,9 +40,28 @@ _SECRET_PARAM = re.compile(
     r"(token|key|secret|signature|sig|password|passwd|pwd|auth|session|code|credential)",
     re.IGNORECASE,
 )
+# The same carriers inside free text (messages, bodies, log lines): a token-ish query
+# parameter after '?' or '&', and the password of a URL's userinfo.
+_TEXT_PARAM = re.compile(r"(?P<head>[?&](?P<name>[^=&?#\s\"'<>]+)=)(?P<value>[^&#\s\"'<>]+)")
+_TEXT_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s:@]*:)(?P<value>[^/?#\s@]+)(?=@)")
 # Control characters and ANSI escape sequences sent by a target must not reach a terminal.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    if _SECRET_PARAM.search(match["name"]):
+        return match["head"] + MASK
+    return match.group()
+
+
+def mask_url_secrets(text: str) -> str:
+    """Mask token-like query parameters and userinfo passwords of URLs inside free text."""
+    if "=" in text:
+        text = _TEXT_PARAM.sub(_mask_param, text)
+    if "@" in text:
+        text = _TEXT_USERINFO.sub(lambda m: m["head"] + MASK, text)
+    return text
 
 
 def strip_control(text: str) -> str:
@@ -73,7 +92,7 @@ class Masker:
             variants = {secret, secret.strip()}
             # A "Bearer x" or "name=value" secret may appear by its value part alone.
             for sep in (" ", "="):
-                head, _, tail = secret.partition(sep)
+                _, _, tail = secret.partition(sep)
                 if tail and len(tail) >= self.MIN_SECRET_LEN:
                     variants.add(tail)
             self._secrets |= {v for v in variants if len(v) >= self.MIN_SECRET_LEN}
@@ -85,11 +104,11 @@ class Masker:
         return frozenset(self._secrets)
 
     def text(self, value: str) -> str:
-        """Mask known secret values in free text and strip terminal control sequences."""
+        """Mask known secret values and URL secrets in free text; strip control sequences."""
         pattern = self._pattern
         if pattern is not None:
             value = pattern.sub(MASK, value)
-        return strip_control(value)
+        return strip_control(mask_url_secrets(value))
 
     def header(self, name: str, value: str) -> str:
         if name.lower() in SECRET_HEADERS:
@@ -113,7 +132,10 @@ class Masker:
 
     def url(self, url: str) -> str:
         """Mask token-like query parameters, userinfo passwords and known values in a URL."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # not a URL after all (a target's broken Location): mask it as text
+            return self.text(url)
         netloc = parts.netloc
         if "@" in netloc:
             userinfo, _, hostport = netloc.rpartition("@")

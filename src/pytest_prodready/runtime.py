@@ -12,6 +12,11 @@ from pytest_prodready.config import Settings
 from pytest_prodready.masking import Masker
 from pytest_prodready.target import Target
 
+# A logger's filters only see records logged to that very logger, not its children's, so
+# each logger of the HTTP stack that can print a URL or a header gets the filter.
+HTTP_LOGGERS = ("urllib3", "urllib3.connectionpool", "urllib3.connection", "urllib3.response",
+                "urllib3.poolmanager", "urllib3.util.retry", "requests", "pytest_prodready")
+
 
 class MaskingFilter(logging.Filter):
     """Masks secrets in records of the HTTP libraries' loggers (urllib3 logs every URL)."""
@@ -39,7 +44,7 @@ class Runtime:
             if self._target is None:
                 self._target = Target(self.settings)
                 self._log_filter = MaskingFilter(self._target.masker)
-                for name in ("urllib3", "requests"):
+                for name in HTTP_LOGGERS:
                     logging.getLogger(name).addFilter(self._log_filter)
             return self._target
 
@@ -47,7 +52,7 @@ class Runtime:
         if self._target is not None:
             self._target.close()
         if self._log_filter is not None:
-            for name in ("urllib3", "requests"):
+            for name in HTTP_LOGGERS:
                 logging.getLogger(name).removeFilter(self._log_filter)
 
     def severity_of(self, check_id: str, default: str) -> str:

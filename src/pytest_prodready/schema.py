@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from pytest_prodready.errors import ConfigError
 
 SEVERITIES = ("critical", "high", "medium", "low")
 HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Literals that are unmistakably credentials. A config file is committed to git, so one of
@@ -43,6 +46,12 @@ def _type_name(value: Any) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
+def key_path(parent: str, name: str) -> str:
+    """A key's dotted path as TOML writes it: bare names as they are, others quoted."""
+    part = name if _BARE_KEY.match(name) else json.dumps(name)
+    return f"{parent}.{part}" if parent else part
+
+
 def _expect(cond: bool, key: str, expected: str, value: Any) -> None:
     if not cond:
         raise ConfigError(key, f"expected {expected}, got {_type_name(value)} {value!r:.60}")
@@ -55,9 +64,16 @@ def string(value: Any, key: str) -> str:
 
 def url(value: Any, key: str) -> str:
     text = string(value, key).strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        raise ConfigError(key, f"{text!r} is not a valid URL ({exc}); write e.g. "
+                               "'https://staging.example.com'") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(key, f"{text!r} is not an http(s) URL; write e.g. 'https://staging.example.com'")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ConfigError(key, f"{text!r} contains whitespace or control characters")
     return text.rstrip("/")
 
 
@@ -121,6 +137,8 @@ def integer(low: int, high: int | None = None) -> Check:
 def number(low: float, high: float | None = None) -> Check:
     def check(value: Any, key: str) -> float:
         _expect(isinstance(value, (int, float)) and not isinstance(value, bool), key, "a number", value)
+        if not math.isfinite(value):
+            raise ConfigError(key, f"{value} is not a finite number")
         if value <= low or (high is not None and value > high):
             bound = f"above {low}" + (f" and at most {high}" if high is not None else "")
             raise ConfigError(key, f"{value} is out of range; expected a number {bound}")
@@ -181,14 +199,14 @@ class Table:
         _expect(isinstance(value, dict), key or "(top level)", "a table", value)
         out: dict[str, Any] = {}
         for name, item in value.items():
-            sub = f"{key}.{name}" if key else name
+            sub = key_path(key, name)
             spec = self.fields.get(name)
             if spec is None:
                 raise ConfigError(sub, _unknown_key_hint(name, self.fields))
             out[name] = spec(item, sub)
         for name in self.required:
             if name not in out:
-                raise ConfigError(f"{key}.{name}" if key else name, "is required here")
+                raise ConfigError(key_path(key, name), "is required here")
         return out
 
 
@@ -200,7 +218,7 @@ class TableOf:
 
     def __call__(self, value: Any, key: str) -> dict[str, Any]:
         _expect(isinstance(value, dict), key, "a table of named tables", value)
-        return {name: self.item(v, f"{key}.{name}") for name, v in value.items()}
+        return {name: self.item(v, key_path(key, name)) for name, v in value.items()}
 
 
 @dataclass(frozen=True)
@@ -322,7 +340,7 @@ def find_secret_literals(value: Any, key: str) -> None:
     """Refuse a string anywhere in the config that looks like a credential."""
     if isinstance(value, dict):
         for name, item in value.items():
-            find_secret_literals(item, f"{key}.{name}" if key else str(name))
+            find_secret_literals(item, key_path(key, str(name)))
     elif isinstance(value, list):
         for i, item in enumerate(value):
             find_secret_literals(item, f"{key}[{i}]")

@@ -8,6 +8,7 @@ and a per-run probe cache so a response fetched once feeds every check that need
 from __future__ import annotations
 
 import copy
+import http.cookiejar
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -24,7 +25,7 @@ from pytest_prodready import __version__
 from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.errors import BudgetExceeded, OffAllowlist, TargetUnreachable
 from pytest_prodready.evidence import Exchange
-from pytest_prodready.masking import Masker
+from pytest_prodready.masking import SECRET_HEADERS, Masker
 
 USER_AGENT = f"pytest-prodready/{__version__} (production-readiness check)"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -91,7 +92,7 @@ class _BudgetedRetry(Retry):
 
     budget: Budget | None = None
 
-    def increment(self, *args: Any, **kwargs: Any) -> Retry:
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:  # type: ignore[override]
         error = kwargs.get("error")
         if isinstance(error, ReadTimeoutError):
             raise error
@@ -121,7 +122,7 @@ def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
             return "the host name does not resolve (DNS)", "connect"
         if "refused" in lowered:
             return "connection refused (nothing listens on that port)", "connect"
-        if "newconnectionerror" in lowered or "max retries exceeded" in lowered and "connect" in lowered:
+        if "newconnectionerror" in lowered or ("max retries exceeded" in lowered and "connect" in lowered):
             return f"could not connect: {text[:200]}", "connect"
         return f"connection broken: {text[:200]}", "read"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
@@ -191,6 +192,10 @@ class Target:
         # No proxies, .netrc or CA bundles from the environment: what is sent, and where,
         # is decided by the config alone.
         session.trust_env = False
+        # No cookie jar either: a cookie the target sets must not ride along on later probes
+        # (an "anonymous" call that carries a session is not anonymous). Checks that need a
+        # cookie send it explicitly.
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = USER_AGENT
         retries = int(self.settings.get("retries"))
         retry_class = type("BudgetedRetry", (_BudgetedRetry,), {"budget": self.budget})
@@ -276,34 +281,47 @@ class Target:
         secret_headers = self.credential_headers(probe.credential) if probe.credential else {}
         method, body = probe.method, probe.body
         redirects: list[tuple[int, str]] = []
-        origin_host = urlsplit(url).hostname
         self._check_allowed(url)
         while True:
             exchange, location = self._send_once(method, url, {**headers, **secret_headers}, body)
             exchange = _replace(exchange, redirects=tuple(redirects))
             if location is None or not probe.follow_redirects or exchange.status is None:
                 return exchange
-            next_url = urljoin(url, location)
-            next_host = (urlsplit(next_url).hostname or "").lower()
-            if next_host not in self.allowed_hosts:
-                return _replace(exchange, note=f"redirect to {next_host} not followed: it is "
+            try:
+                next_url = urljoin(url, location)
+                next_host = (urlsplit(next_url).hostname or "").lower()
+                _same_origin(url, next_url)  # parses the port: a bad one raises here
+            except ValueError:
+                return _replace(exchange, note=f"redirect to {self.masker.url(location)!r} not "
+                                               "followed: it is not a valid URL")
+            if next_host not in self.allowed_hosts or urlsplit(next_url).scheme not in ("http", "https"):
+                where = next_host or self.masker.url(next_url)
+                return _replace(exchange, note=f"redirect to {where} not followed: it is "
                                                "outside the allowlist")
             if len(redirects) >= MAX_REDIRECTS:
                 return _replace(exchange, note=f"stopped after {MAX_REDIRECTS} redirects (a loop?)")
-            if next_host != origin_host:
-                # A different host, even an allowed one, never receives our credentials.
+            if not _same_origin(url, next_url):
+                # Another host (even an allowed one) or another port never receives our
+                # credentials: neither the configured secret nor a check's own auth headers.
                 secret_headers = {}
+                headers = {k: v for k, v in headers.items() if not self._carries_secret(k)}
             redirects.append((int(exchange.status), next_url))
             if exchange.status == 303 or (exchange.status in (301, 302) and method == "POST"):
                 method, body = "GET", b""
             url = next_url
 
+    def _carries_secret(self, header: str) -> bool:
+        name = header.lower()
+        custom = str(self.settings.get("auth.header") or "").lower()
+        return name in SECRET_HEADERS or name == custom
+
     def _send_once(self, method: str, url: str, headers: dict[str, str],
                    body: bytes) -> tuple[Exchange, str | None]:
         self.budget.charge()
         sent_headers = {"User-Agent": USER_AGENT, **headers}
-        base = dict(method=method, url=url, request_headers=tuple(self.masker.headers(sent_headers)),
-                    request_body=body, masker=self.masker)
+        base: dict[str, Any] = dict(
+            method=method, url=url, request_headers=tuple(self.masker.headers(sent_headers)),
+            request_body=body, masker=self.masker)
         start = time.monotonic()
         try:
             response = self.session.request(
@@ -367,6 +385,18 @@ class Target:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _same_origin(url: str, next_url: str) -> bool:
+    """Whether credentials may follow a redirect: same host and port (as requests decides),
+    where an upgrade from http to https on the default ports counts as the same."""
+    a, b = urlsplit(url), urlsplit(next_url)
+    if (a.hostname or "").lower() != (b.hostname or "").lower():
+        return False
+    default = {"http": 80, "https": 443}
+    if (a.scheme, b.scheme) == ("http", "https"):
+        return a.port in (None, 80) and b.port in (None, 443)
+    return a.scheme == b.scheme and (a.port or default.get(a.scheme)) == (b.port or default.get(b.scheme))
 
 
 def _replace(exchange: Exchange, **changes: Any) -> Exchange:

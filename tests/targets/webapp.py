@@ -8,6 +8,7 @@ the defect and PASS without it. Served by Werkzeug's real threaded server on 127
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -16,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, request
-import logging
-
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 VALID_TOKEN = "tok-valid-3b8f1c9a7d2e"
@@ -35,6 +34,8 @@ DEFECTS = frozenset({
     "open_api",                # /api/agents answers 200 to anyone
     "api_500",                 # /api/agents errors for anonymous callers
     "accepts_any_token",       # any bearer token is accepted
+    "login_redirect",          # anonymous /api/agents gets 302 to /login (a refusal)
+    "redirect_home",           # anonymous /api/agents gets 302 to / (not a refusal)
     "env_served",              # /.env is served (real KEY=value content)
     "git_served",              # /.git/config is served
     "spa",                     # every unknown path answers 200 with the SPA's index page
@@ -43,6 +44,7 @@ DEFECTS = frozenset({
     "secret_leak",             # /api/health includes a database URL with its password
     "stack_trace",             # malformed JSON -> 500 with a Python traceback
     "malformed_200",           # malformed JSON -> 200 (accepted)
+    "debug_page",              # malformed JSON -> 500 debug page echoing the request headers
     "internal_host",           # a header names a private backend address
     "unhealthy",               # /api/health reports the database down
     "health_500",              # /api/health answers 503
@@ -98,7 +100,8 @@ def make_app(defects: Iterable[str] = (), delay_ms: float = 0, log: list[Seen] |
     def headers(resp: Response) -> Response:
         h = resp.headers
         if not on("no_hsts"):
-            h["Strict-Transport-Security"] = "max-age=86400" if on("short_hsts") else "max-age=31536000; includeSubDomains"
+            long_hsts = "max-age=31536000; includeSubDomains"
+            h["Strict-Transport-Security"] = "max-age=86400" if on("short_hsts") else long_hsts
         if not on("no_nosniff"):
             h["X-Content-Type-Options"] = "nosniff"
         if not on("frameable"):
@@ -157,6 +160,10 @@ def make_app(defects: Iterable[str] = (), delay_ms: float = 0, log: list[Seen] |
             return Response(status=204)
         if on("api_500") and "Authorization" not in request.headers:
             return Response("internal error", 500)
+        if "Authorization" not in request.headers and on("login_redirect"):
+            return Response("", 302, headers={"Location": "/login?next=/api/agents"})
+        if "Authorization" not in request.headers and on("redirect_home"):
+            return Response("", 302, headers={"Location": "/"})
         if not on("open_api") and not authorized():
             return refuse()
         return Response(json.dumps([{"id": 1, "name": "agent"}]), mimetype="application/json")
@@ -170,6 +177,10 @@ def make_app(defects: Iterable[str] = (), delay_ms: float = 0, log: list[Seen] |
         except ValueError:
             if on("stack_trace"):
                 return Response(TRACE, 500, mimetype="text/plain")
+            if on("debug_page"):
+                echoed = "".join(f"{k}: {v}\n" for k, v in request.headers.items())
+                return Response(f"Internal Server Error\nRequest headers:\n{echoed}", 500,
+                                mimetype="text/plain")
             if on("malformed_200"):
                 return Response('{"ok": true}', 200, mimetype="application/json")
             return Response('{"error": "invalid JSON"}', 400, mimetype="application/json")
@@ -252,7 +263,9 @@ def serve(defects: Iterable[str] = (), delay_ms: float = 0) -> Iterator[Served]:
     log: list[Seen] = []
     app = make_app(defects, delay_ms, log)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it, once per served app.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield Served(f"http://127.0.0.1:{server.server_port}", frozenset(defects), log)

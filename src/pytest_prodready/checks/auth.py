@@ -20,8 +20,8 @@ def _random_jwt() -> str:
     """A well-formed JWT signed with a key the target cannot know (fixed, so cache-friendly)."""
     import jwt
 
-    return jwt.encode({"sub": "prodready-probe", "exp": 4102444800}, "prodready-not-the-real-signing-key-0f3b9d7e",
-                      algorithm="HS256")
+    return jwt.encode({"sub": "prodready-probe", "exp": 4102444800},
+                      "prodready-not-the-real-signing-key-0f3b9d7e", algorithm="HS256")
 
 
 def refusal(ex: Exchange) -> str | None:
@@ -58,8 +58,8 @@ def token_probes(settings: Settings, endpoint: str) -> list[Probe]:
     for token in (GARBAGE_TOKEN, _random_jwt()):
         value = f"{scheme} {token}".strip() if header.lower() == "authorization" else token
         base = anonymous_probe(endpoint)
-        probes.append(Probe(base.method, base.path, tuple(sorted({**dict(base.headers), header: value}.items())),
-                            base.body, None, False))
+        headers = tuple(sorted({**dict(base.headers), header: value}.items()))
+        probes.append(Probe(base.method, base.path, headers, base.body, None, False))
     return probes
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from http.cookies import CookieError, SimpleCookie
 
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import base_probes
@@ -16,25 +15,40 @@ SESSION_NAME = re.compile(r"sess|sid\b|auth|token|jwt|login|remember|connect\.si
 SCRIPT_READABLE = re.compile(r"csrf|xsrf", re.IGNORECASE)
 
 
+def parse_set_cookie(set_cookie: str) -> tuple[str, dict[str, str]]:
+    """The cookie's name and its attributes (lower-case names; the last occurrence wins).
+
+    Parsed the way browsers do (RFC 6265 section 5.2), not with http.cookies: that one
+    gives up on values browsers accept (spaces, JSON) and on attributes it does not know
+    (Partitioned), and reads 'Priority=High' as a second cookie that takes the flags.
+    """
+    pair, *attrs = set_cookie.split(";")
+    name = pair.partition("=")[0].strip() if "=" in pair else ""
+    attributes: dict[str, str] = {}
+    for attr in attrs:
+        key, _, value = attr.partition("=")
+        if key.strip():
+            attributes[key.strip().lower()] = value.strip()
+    return name, attributes
+
+
 def cookie_problems(set_cookie: str) -> tuple[str, list[str]]:
     """The cookie's name and what is wrong with its flags."""
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(set_cookie)
-    except CookieError:
-        jar = SimpleCookie()
-    if not jar:
-        return set_cookie.split("=", 1)[0].strip(), ["the Set-Cookie header cannot be parsed"]
-    name, morsel = next(iter(jar.items()))
+    name, attrs = parse_set_cookie(set_cookie)
+    if not set_cookie.partition(";")[0].strip():
+        return name, ["the Set-Cookie header cannot be parsed"]
     problems = []
-    if not morsel["secure"]:
+    secure = "secure" in attrs
+    if not secure:
         problems.append("not Secure")
-    if SESSION_NAME.search(name) and not SCRIPT_READABLE.search(name) and not morsel["httponly"]:
+    if SESSION_NAME.search(name) and not SCRIPT_READABLE.search(name) and "httponly" not in attrs:
         problems.append("a session cookie without HttpOnly")
-    samesite = str(morsel["samesite"]).lower()
-    if not samesite:
+    samesite = attrs.get("samesite")
+    if samesite is None:
         problems.append("no SameSite")
-    elif samesite == "none" and not morsel["secure"]:
+    elif samesite.lower() not in ("strict", "lax", "none"):
+        problems.append(f"SameSite={samesite!r} is not Strict, Lax or None (browsers ignore it)")
+    elif samesite.lower() == "none" and not secure:
         problems.append("SameSite=None without Secure (browsers reject it)")
     return name, problems
 

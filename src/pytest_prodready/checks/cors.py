@@ -29,15 +29,21 @@ def origin_probes(path: str, origin: str) -> list[Probe]:
     ]
 
 
-def _unknown(_settings: Settings, path: str) -> list[Probe]:
-    return origin_probes(path, UNKNOWN_ORIGIN)
+def cors_path(settings: Settings, subject: str) -> str:
+    """The path a CORS check asks: its subject, else the page (run_check without a subject)."""
+    return subject or str(settings.get("page", "/"))
 
 
-def _null(_settings: Settings, path: str) -> list[Probe]:
-    return origin_probes(path, "null")
+def _unknown(settings: Settings, subject: str) -> list[Probe]:
+    return origin_probes(cors_path(settings, subject), UNKNOWN_ORIGIN)
 
 
-def _allowed(settings: Settings, path: str) -> list[Probe]:
+def _null(settings: Settings, subject: str) -> list[Probe]:
+    return origin_probes(cors_path(settings, subject), "null")
+
+
+def _allowed(settings: Settings, subject: str) -> list[Probe]:
+    path = cors_path(settings, subject)
     return [p for origin in settings.get("allowed_origins", []) for p in origin_probes(path, origin)]
 
 
@@ -52,7 +58,7 @@ def allows_credentials(ex: Exchange) -> bool:
 
 def granted(ctx: Context, origin: str) -> list[Exchange]:
     """The exchanges (GET and preflight) whose Access-Control-Allow-Origin grants `origin`."""
-    exchanges = ctx.fetch_all(origin_probes(ctx.subject, origin))
+    exchanges = ctx.fetch_all(origin_probes(cors_path(ctx.settings, ctx.subject), origin))
     return [ex for ex in exchanges if allow_origin(ex) == origin]
 
 
@@ -65,7 +71,7 @@ def unknown_origin_rejected(ctx: Context) -> None:
         creds = " with credentials allowed" if any(allows_credentials(ex) for ex in hits) else ""
         ctx.fail(f"{UNKNOWN_ORIGIN} was echoed in Access-Control-Allow-Origin{creds} "
                  f"({', '.join(ex.where for ex in hits)})", *hits)
-    ctx.passed(f"{UNKNOWN_ORIGIN} not granted on {ctx.subject}")
+    ctx.passed(f"{UNKNOWN_ORIGIN} not granted on {cors_path(ctx.settings, ctx.subject)}")
 
 
 @check("cors.null_origin_rejected", title="Origin: null is not allowed",
@@ -75,7 +81,7 @@ def null_origin_rejected(ctx: Context) -> None:
     hits = granted(ctx, "null")
     if hits:
         ctx.fail(f"'Origin: null' is allowed ({', '.join(ex.where for ex in hits)})", *hits)
-    ctx.passed(f"'null' origin not granted on {ctx.subject}")
+    ctx.passed(f"'null' origin not granted on {cors_path(ctx.settings, ctx.subject)}")
 
 
 @check("cors.no_wildcard_with_credentials",
@@ -83,25 +89,27 @@ def null_origin_rejected(ctx: Context) -> None:
        severity="critical", subjects=cors_paths, probes=_unknown,
        remediation="Send Access-Control-Allow-Credentials only with an explicitly listed origin.")
 def no_wildcard_with_credentials(ctx: Context) -> None:
-    exchanges = ctx.fetch_all(origin_probes(ctx.subject, UNKNOWN_ORIGIN))
+    path = cors_path(ctx.settings, ctx.subject)
+    exchanges = ctx.fetch_all(origin_probes(path, UNKNOWN_ORIGIN))
     bad = [ex for ex in exchanges
            if allows_credentials(ex) and allow_origin(ex) in ("*", UNKNOWN_ORIGIN)]
     if bad:
         ctx.fail(f"Access-Control-Allow-Origin {allow_origin(bad[0])!r} together with "
                  f"Access-Control-Allow-Credentials: true for an unknown origin "
                  f"({', '.join(ex.where for ex in bad)})", *bad)
-    ctx.passed(f"no credentialed CORS for unknown origins on {ctx.subject}")
+    ctx.passed(f"no credentialed CORS for unknown origins on {path}")
 
 
 @check("cors.allowed_origin_accepted", title="each configured origin is allowed (positive control)",
        severity="medium", subjects=cors_paths, probes=_allowed, needs=("allowed_origins",),
        remediation="Allow each origin of allowed_origins, or remove it from the list.")
 def allowed_origin_accepted(ctx: Context) -> None:
+    path = cors_path(ctx.settings, ctx.subject)
     refused = []
     for origin in ctx.settings.get("allowed_origins", []):
-        exchanges = ctx.fetch_all(origin_probes(ctx.subject, origin))
+        exchanges = ctx.fetch_all(origin_probes(path, origin))
         if not any(allow_origin(ex) in (origin, "*") for ex in exchanges):
             refused.append(origin)
     if refused:
-        ctx.fail(f"configured origin(s) not allowed on {ctx.subject}: {', '.join(refused)}")
+        ctx.fail(f"configured origin(s) not allowed on {path}: {', '.join(refused)}")
     ctx.passed(f"all {len(ctx.settings.get('allowed_origins', []))} configured origin(s) allowed")

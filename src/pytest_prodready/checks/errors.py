@@ -20,8 +20,10 @@ STACK_TRACES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Werkzeug debugger", re.compile(r"Werkzeug Debugger|The debugger caught an exception")),
     ("Django debug page", re.compile(r"You're seeing this error because you have <code>DEBUG = True")),
     ("Java stack trace", re.compile(r"(Exception|Error)(: [^\n]*)?\n\s+at [\w$.]+\([\w$]+\.java:\d+\)")),
-    ("Node.js stack trace", re.compile(r"\n\s+at (?:[\w$.<>]+ )?\(?(?:/|[A-Za-z]:\\|node:)[^\n]*:\d+:\d+\)?")),
-    ("PHP error", re.compile(r"(Fatal error|Parse error|Warning)</b>?: .* on line <b>?\d+|Stack trace:\n#0 ")),
+    ("Node.js stack trace",
+     re.compile(r"\n\s+at (?:[\w$.<>]+ )?\(?(?:/|[A-Za-z]:\\|node:)[^\n]*:\d+:\d+\)?")),
+    ("PHP error",
+     re.compile(r"(Fatal error|Parse error|Warning)</b>?: .* on line <b>?\d+|Stack trace:\n#0 ")),
     ("Ruby backtrace", re.compile(r"\.rb:\d+:in `")),
     ("Go panic", re.compile(r"goroutine \d+ \[running\]|panic: runtime error")),
     (".NET exception", re.compile(r"   at System\.[\w.]+\(|Server Error in '/' Application")),
@@ -90,6 +92,9 @@ def malformed_input_is_4xx(ctx: Context) -> None:
     ex = ctx.fetch(malformed_probe(ctx.settings, ctx.subject))
     status = ex.status or 0
     if status in (401, 403):
+        if ctx.settings.secret("auth.token_env"):
+            ctx.skip(f"{ctx.subject} refused the token from auth.token_env ({status}) before "
+                     "parsing the body; check that the token is valid for this endpoint")
         ctx.skip(f"{ctx.subject} refused the call ({status}) before parsing the body; "
                  "set auth.token_env so the malformed body reaches the parser")
     if status in (404, 405):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import base_probes, not_found_probe
@@ -74,7 +75,8 @@ SENSITIVE: tuple[Surface, ...] = (
     Surface("/config/database.yml", "Rails database config", text_match(r"^\s*(adapter|password):")),
     Surface("/phpinfo.php", "phpinfo page", html_match(r"phpinfo\(\)|PHP Version \d")),
     Surface("/server-status", "Apache server status", html_match(r"Apache Server Status")),
-    Surface("/actuator/env", "Spring actuator environment", text_match(r'"(propertySources|activeProfiles)"')),
+    Surface("/actuator/env", "Spring actuator environment",
+            text_match(r'"(propertySources|activeProfiles)"')),
     Surface("/actuator/heapdump", "JVM heap dump", magic(b"JAVA PROFILE")),
     Surface("/debug/pprof/", "Go pprof", html_match(r"Types of profiles available")),
     Surface("/console", "debug console", html_match(r"Werkzeug Debugger|H2 Console|interactive console")),
@@ -158,6 +160,11 @@ def served(ctx: Context, surfaces: tuple[Surface, ...], paths: list[str]) -> lis
 def sensitive_paths(ctx: Context) -> None:
     paths = [ctx.subject] if ctx.subject else [s.path for s in SENSITIVE] + _extra(ctx.settings)
     hits = served(ctx, SENSITIVE, paths)
+    for _, ex in hits:
+        # The file is shown as evidence; the credentials in it must not travel on into
+        # CI logs and reports.
+        for value in leaked_values(ex, assignments=True):
+            ctx.target.masker.add(value)
     if hits:
         ctx.fail("served to anyone: " + "; ".join(what for what, _ in hits), *(ex for _, ex in hits))
     ctx.passed(f"none of {len(paths)} sensitive path(s) served")
@@ -184,6 +191,42 @@ def find_secrets(ex: Exchange) -> list[tuple[str, str]]:
     return [(kind, m.group(0)) for kind, pattern in SECRET_PATTERNS for m in pattern.finditer(haystack)]
 
 
+# In a served .env, config or dump: assignments whose name says they hold a secret.
+_ASSIGNMENT = re.compile(r"""^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*[=:]\s*["']?([^"'\s#]+)""",
+                         re.MULTILINE)
+_SECRET_NAME = re.compile(r"(secret|token|passw|pwd|key|credential|auth|dsn|salt)", re.IGNORECASE)
+_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(.*?)(-----END|\Z)", re.DOTALL)
+
+
+def _password(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:  # an unparsable netloc, e.g. a broken IPv6 literal
+        return ""
+
+
+def leaked_values(ex: Exchange, *, assignments: bool = False) -> list[str]:
+    """The values a response leaks, to be masked in every output from here on.
+
+    Matched credentials; the body of a private key (its BEGIN line is kept: it is the
+    evidence, not the secret); with `assignments`, the values of secret-named KEY=value
+    lines, for a served .env or config file.
+    """
+    text = ex.text
+    values = []
+    for kind, value in find_secrets(ex):
+        if kind != "private key":
+            values.append(value)
+        if kind == "database URL with password":
+            values.append(_password(value))  # it may appear on its own too
+    # Key lines split on newlines, also when JSON-escaped ("\\n") inside a string.
+    values += [line for block in _KEY_BLOCK.finditer(text)
+               for line in re.split(r"(?:\s|\\[nr])+", block.group(1)) if line]
+    if assignments:
+        values += [value for name, value in _ASSIGNMENT.findall(text) if _SECRET_NAME.search(name)]
+    return values
+
+
 def _secret_probes(settings: Settings, subject: str) -> list[Probe]:
     if subject:
         return [Probe.get(subject)]
@@ -196,10 +239,11 @@ def _secret_probes(settings: Settings, subject: str) -> list[Probe]:
 def secrets_in_responses(ctx: Context) -> None:
     findings, evidence = [], []
     for ex in ctx.responses():
-        for kind, value in find_secrets(ex):
-            # The leaked value is masked in every output from here on; the message shows
-            # only its kind and first characters.
+        # The leaked values are masked in every output from here on; the message shows
+        # only their kind and first characters.
+        for value in leaked_values(ex):
             ctx.target.masker.add(value)
+        for kind, value in find_secrets(ex):
             findings.append(f"{kind} '{value[:4]}…' in {ex.where}")
             if ex not in evidence:
                 evidence.append(ex)

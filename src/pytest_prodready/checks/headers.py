@@ -15,8 +15,14 @@ from pytest_prodready.target import Probe
 HSTS_MIN_AGE_S = 180 * 24 * 3600
 SAFE_REFERRER_POLICIES = frozenset(
     {"no-referrer", "same-origin", "strict-origin", "strict-origin-when-cross-origin"})
+# Every policy token browsers know; unknown tokens are skipped (Referrer Policy spec).
+KNOWN_REFERRER_POLICIES = SAFE_REFERRER_POLICIES | {
+    "no-referrer-when-downgrade", "origin", "origin-when-cross-origin", "unsafe-url"}
 # Sources that let any script run: a bare wildcard or a whole scheme.
 UNSAFE_SCRIPT_SOURCES = frozenset({"*", "http:", "https:", "data:", "blob:", "filesystem:"})
+# frame-ancestors sources that let any site (or any HTTPS site) frame the page.
+PERMISSIVE_ANCESTORS = frozenset({"*", "http:", "https:", "http://*", "https://*"})
+NONE = "'none'"
 
 
 def _page(settings: Settings, _subject: str) -> list[Probe]:
@@ -30,6 +36,12 @@ def _response(ctx: Context) -> Exchange:
 def _plain_http_note(ctx: Context) -> str:
     return " (note: the target is plain HTTP, where browsers ignore HSTS)" \
         if urlsplit(ctx.target.base_url).scheme == "http" else ""
+
+
+def enforced_policies(ex: Exchange) -> list[str]:
+    """Every enforced CSP of a response: each header line, split on commas (a CSP list)."""
+    return [p for value in ex.header_all("Content-Security-Policy")
+            for p in value.split(",") if p.strip()]
 
 
 def parse_csp(policy: str) -> dict[str, list[str]]:
@@ -64,7 +76,8 @@ def script_source_problems(directives: dict[str, list[str]]) -> list[str]:
 
 @check("headers.hsts", title="Strict-Transport-Security with max-age >= 180 days",
        severity="high", probes=_page,
-       remediation="Send 'Strict-Transport-Security: max-age=31536000; includeSubDomains' on HTTPS responses.")
+       remediation="Send 'Strict-Transport-Security: max-age=31536000; includeSubDomains' "
+                   "on HTTPS responses.")
 def hsts(ctx: Context) -> None:
     ex = _response(ctx)
     value = ex.header("Strict-Transport-Security")
@@ -84,7 +97,9 @@ def hsts(ctx: Context) -> None:
        remediation="Send 'X-Content-Type-Options: nosniff' on every response.")
 def content_type_options(ctx: Context) -> None:
     value = _response(ctx).header("X-Content-Type-Options")
-    if value is None or value.strip().lower() != "nosniff":
+    if value is None:
+        ctx.fail("no X-Content-Type-Options header, expected 'nosniff'")
+    if value.strip().lower() != "nosniff":
         ctx.fail(f"X-Content-Type-Options is {value!r}, expected 'nosniff'")
     ctx.passed("X-Content-Type-Options: nosniff")
 
@@ -94,11 +109,17 @@ def content_type_options(ctx: Context) -> None:
        remediation="Send CSP 'frame-ancestors 'none'' (or 'self'), or 'X-Frame-Options: DENY'.")
 def frame_options(ctx: Context) -> None:
     ex = _response(ctx)
-    for policy in ex.header_all("Content-Security-Policy"):
-        ancestors = parse_csp(policy).get("frame-ancestors")
-        if ancestors is not None and "*" not in ancestors:
-            ctx.passed(f"CSP frame-ancestors {' '.join(ancestors)}")
-            return
+    ancestor_lists = [d["frame-ancestors"] for d in map(parse_csp, enforced_policies(ex))
+                      if "frame-ancestors" in d]
+    if ancestor_lists:
+        # Browsers ignore X-Frame-Options when an enforced CSP has frame-ancestors; every
+        # policy applies, so one restrictive list is enough.
+        for ancestors in ancestor_lists:
+            if not PERMISSIVE_ANCESTORS.intersection(ancestors):
+                ctx.passed(f"CSP frame-ancestors {' '.join(ancestors) or NONE}")
+                return
+        ctx.fail("the page may be framed by any site (clickjacking): CSP frame-ancestors "
+                 f"{' '.join(ancestor_lists[0])!r} allows it (browsers then ignore X-Frame-Options)")
     xfo = (ex.header("X-Frame-Options") or "").strip().upper()
     if xfo in ("DENY", "SAMEORIGIN"):
         ctx.passed(f"X-Frame-Options: {xfo}")
@@ -113,7 +134,7 @@ def frame_options(ctx: Context) -> None:
                    "'unsafe-inline', 'unsafe-eval' or wildcards.")
 def csp(ctx: Context) -> None:
     ex = _response(ctx)
-    policies = ex.header_all("Content-Security-Policy")
+    policies = enforced_policies(ex)
     if not policies:
         only_report = ex.header("Content-Security-Policy-Report-Only")
         ctx.fail("CSP is only in report-only mode, which enforces nothing" if only_report
@@ -128,14 +149,19 @@ def csp(ctx: Context) -> None:
 @check("headers.referrer_policy", title="a safe Referrer-Policy", severity="low", probes=_page,
        remediation="Send 'Referrer-Policy: strict-origin-when-cross-origin' (or stricter).")
 def referrer_policy(ctx: Context) -> None:
-    value = _response(ctx).header("Referrer-Policy")
-    if value is None:
+    values = _response(ctx).header_all("Referrer-Policy")
+    if not values:
         ctx.fail("no Referrer-Policy header")
-    # Browsers use the last policy token they recognise.
-    tokens = [t.strip().lower() for t in value.split(",") if t.strip()]
-    effective = tokens[-1] if tokens else ""
+    # Browsers use the last policy token they recognise, across all Referrer-Policy lines.
+    tokens = [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
+    known = [t for t in tokens if t in KNOWN_REFERRER_POLICIES]
+    if not known:
+        ctx.fail(f"Referrer-Policy {', '.join(values)!r} names no policy browsers recognise")
+    effective = known[-1]
     if effective not in SAFE_REFERRER_POLICIES:
-        ctx.fail(f"Referrer-Policy {effective!r} leaks full URLs to other sites")
+        leak = ("the page's origin to other sites, even over plain HTTP"
+                if effective.startswith("origin") else "full URLs to other sites")
+        ctx.fail(f"Referrer-Policy {effective!r} leaks {leak}")
     ctx.passed(f"Referrer-Policy: {effective}")
 
 
@@ -147,7 +173,7 @@ def no_version_disclosure(ctx: Context) -> None:
     ex = _response(ctx)
     leaks = [f"{name}: {ex.header(name)}" for name in
              ("X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version") if ex.header(name)]
-    servers = ex.header_all("Server")
+    servers = [s.strip() for s in ex.header_all("Server")]
     leaks += [f"Server: {s}" for s in servers if re.search(r"\d+\.\d+", s)]
     if leaks:
         ctx.fail("software versions disclosed: " + "; ".join(leaks))

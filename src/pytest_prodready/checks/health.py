@@ -42,7 +42,8 @@ def unhealthy_parts(document: Any, where: str = "") -> list[str]:
             problems.append(f"{where or 'status'}={document[key]}")
     for key in COMPONENT_KEYS:
         parts = document.get(key)
-        items = parts.items() if isinstance(parts, dict) else enumerate(parts) if isinstance(parts, list) else ()
+        items = (parts.items() if isinstance(parts, dict)
+                 else enumerate(parts) if isinstance(parts, list) else ())
         for name, part in items:
             label = part.get("name", name) if isinstance(part, dict) else name
             if isinstance(part, dict):
@@ -95,6 +96,10 @@ def version_in(ex: Exchange) -> str | None:
             for key, value in scope.items():
                 if key.lower() in VERSION_KEYS and isinstance(value, (str, int, float)) and str(value):
                     return f"{key}={value}"
+        return None
+    if ex.text[:200].lstrip().startswith("<"):
+        # An HTML page (an SPA's index answering every path) is not a version endpoint,
+        # even when an asset hash in it looks like a commit.
         return None
     match = re.search(r"\b(v?\d+\.\d+\.\d+[\w.+-]*|[0-9a-f]{7,40})\b", ex.text[:200])
     return match.group(0) if match and len(ex.text) < 200 else None

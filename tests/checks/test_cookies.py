@@ -1,0 +1,209 @@
+"""cookies.flags: fails on a real target that sets a cookie with unsafe flags, passes otherwise.
+
+The shared webapp gives the defect/no-defect pair ('insecure_cookie'). The edge cases are
+served by a small Flask app of this module: each path answers with exactly the Set-Cookie
+lines of COOKIE_PAGES, on the same real Werkzeug server, and the check is pointed at it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask, Response
+from werkzeug.serving import make_server
+
+from pytest_prodready.checking import Result, run_check
+from pytest_prodready.checks.cookies import cookie_problems, parse_set_cookie
+from pytest_prodready.target import Target
+from tests.targets.webapp import QuietHandler, Served
+
+TargetFor = Callable[..., Target]
+WebApp = Callable[..., Served]
+
+JWT_VALUE = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+
+# Path -> the Set-Cookie lines it answers with, exactly as a server would send them.
+COOKIE_PAGES: dict[str, list[str]] = {
+    "none-without-secure": ["prefs=compact; Path=/; SameSite=None"],
+    "none-with-secure": ["prefs=compact; Path=/; Secure; SameSite=None"],
+    "csrf-readable": ["csrftoken=Zm9vYmFy; Path=/; Secure; SameSite=Lax",
+                      "XSRF-TOKEN=YmF6cXV4; Path=/; Secure; SameSite=Strict"],
+    "session-readable": ["sessionid=s3ss10nv4lue; Path=/; Secure; SameSite=Lax"],
+    "jwt-readable": [f"access_token={JWT_VALUE}; Path=/; Secure; SameSite=Strict"],
+    "plain-readable": ["theme=dark; Path=/; Secure; SameSite=Lax"],
+    "no-samesite": ["__Host-sid=s3ss10nv4lue; Path=/; Secure; HttpOnly"],
+    "bad-samesite": ["sid=s3ss10nv4lue; Path=/; Secure; HttpOnly; SameSite=Sometimes"],
+    "one-bad-of-three": ["theme=dark; Path=/; Secure; SameSite=Lax",
+                         "lang=en; Path=/",
+                         "sessionid=s3ss10nv4lue; Path=/; Secure; HttpOnly; SameSite=Lax"],
+    "priority-attribute": ["sid=s3ss10nv4lue; Path=/; Priority=High; Secure; HttpOnly; SameSite=Lax"],
+    "json-value": ['prefs={"theme":"dark"}; Path=/; Secure; SameSite=Lax'],
+    "lowercase-attributes": ["sessionid=s3ss10nv4lue; path=/; secure; httponly; samesite=strict"],
+    "no-cookies": [],
+}
+
+
+def cookie_app() -> Flask:
+    """COOKIE_PAGES as raw lines, plus two pages whose cookies Werkzeug itself formats."""
+    app = Flask("cookies_edge_cases")
+
+    @app.route("/<name>")
+    def page(name: str) -> Response:
+        return Response(b"<!doctype html><title>cookies</title>", mimetype="text/html",
+                        headers=[("Set-Cookie", line) for line in COOKIE_PAGES[name]])
+
+    @app.route("/werkzeug/partitioned")
+    def partitioned() -> Response:
+        resp = Response("ok")  # CHIPS: a partitioned third-party session cookie
+        resp.set_cookie("__Host-sid", "s3ss10nv4lue", secure=True, httponly=True,
+                        samesite="None", partitioned=True)
+        return resp
+
+    @app.route("/werkzeug/expires")
+    def expires() -> Response:
+        resp = Response("ok")  # max_age also writes 'Expires=Wed, 21 Oct ...' (a comma)
+        resp.set_cookie("remember_me", "r3m3mb3r", max_age=3600, secure=True, httponly=True,
+                        samesite="Lax")
+        return resp
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def cookie_url() -> Iterator[str]:
+    """The cookie app on a real Werkzeug server on 127.0.0.1."""
+    server = make_server("127.0.0.1", 0, cookie_app(), threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def on_page(cookie_url: str, target_for: TargetFor) -> Callable[[str], Result]:
+    """on_page(path): cookies.flags judged on that one path of the cookie app."""
+
+    def judge(path: str) -> Result:
+        return run_check("cookies.flags", target_for(cookie_url), path)
+
+    return judge
+
+
+# -- the shared webapp: defect and no defect -------------------------------------------------
+
+def test_insecure_session_cookie_fails(webapp: WebApp, target_for: TargetFor) -> None:
+    """A bare 'sessionid' cookie fails on all three flags, found among the run's ordinary
+    responses; the evidence shows its Set-Cookie line with the value masked."""
+    result = run_check("cookies.flags", target_for(webapp("insecure_cookie")))
+    assert result.outcome == "failed", result.message
+    assert result.message == ("1 cookie(s) with unsafe flags: sessionid (GET /): not Secure, "
+                              "a session cookie without HttpOnly, no SameSite")
+    assert [ex.where for ex in result.exchanges] == ["GET /"]
+    assert "< Set-Cookie: sessionid=****; Path=/" in result.detail
+    assert "Fix: Set cookies with 'Secure; HttpOnly; SameSite=Lax'" in result.detail
+    assert "abc123def456" not in result.detail
+
+
+def test_safe_session_cookie_passes(good_app: Served, target_for: TargetFor) -> None:
+    """Secure; HttpOnly; SameSite=Lax passes, counted once over all the probed responses."""
+    result = run_check("cookies.flags", target_for(good_app))
+    assert result.outcome == "passed", result.message
+    assert result.message == "1 cookie(s) with safe flags"
+    assert len(result.exchanges) >= 4  # page, 404, health, anonymous protected calls
+
+
+def test_subject_limits_the_check_to_one_path(good_app: Served, target_for: TargetFor) -> None:
+    """With a subject only that path is probed: /api/health sets no cookie, so it is skipped."""
+    result = run_check("cookies.flags", target_for(good_app), "/api/health")
+    assert result.outcome == "skipped"
+    assert [ex.where for ex in result.exchanges] == ["GET /api/health"]
+
+
+# -- edge cases --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("/none-without-secure", "prefs (GET /none-without-secure): not Secure, "
+                             "SameSite=None without Secure (browsers reject it)"),
+    ("/session-readable", "sessionid (GET /session-readable): a session cookie without HttpOnly"),
+    ("/jwt-readable", "access_token (GET /jwt-readable): a session cookie without HttpOnly"),
+    ("/no-samesite", "__Host-sid (GET /no-samesite): no SameSite"),
+    ("/bad-samesite", "sid (GET /bad-samesite): SameSite='Sometimes' is not Strict, Lax or None"),
+])
+def test_unsafe_flags_fail(on_page: Callable[[str], Result], path: str, problem: str) -> None:
+    """SameSite=None without Secure, a script-readable session or token cookie, a missing or
+    invalid SameSite: each fails, naming the cookie, where it was set, and the problem."""
+    result = on_page(path)
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith("1 cookie(s) with unsafe flags: ")
+    assert problem in result.message
+    assert "> GET http://127.0.0.1:" in result.detail
+    assert "< Set-Cookie: " in result.detail
+    assert "s3ss10nv4lue" not in result.detail
+    assert JWT_VALUE not in result.detail
+
+
+@pytest.mark.parametrize(("path", "count"), [
+    ("/none-with-secure", 1),
+    ("/csrf-readable", 2),
+    ("/plain-readable", 1),
+    ("/priority-attribute", 1),
+    ("/json-value", 1),
+    ("/lowercase-attributes", 1),
+    ("/werkzeug/partitioned", 1),
+    ("/werkzeug/expires", 1),
+])
+def test_safe_flags_pass(on_page: Callable[[str], Result], path: str, count: int) -> None:
+    """SameSite=None with Secure, CSRF cookies and non-session cookies without HttpOnly, and
+    cookies browsers accept (Priority, Partitioned, JSON values, Expires with a comma,
+    lower-case attributes) all pass."""
+    result = on_page(path)
+    assert result.outcome == "passed", result.message
+    assert result.message == f"{count} cookie(s) with safe flags"
+
+
+def test_one_bad_cookie_among_several_fails_alone(on_page: Callable[[str], Result]) -> None:
+    """Only the unsafe cookie of three is reported."""
+    result = on_page("/one-bad-of-three")
+    assert result.outcome == "failed"
+    assert result.message == ("1 cookie(s) with unsafe flags: lang (GET /one-bad-of-three): "
+                              "not Secure, no SameSite")
+
+
+def test_no_cookies_is_skipped(on_page: Callable[[str], Result]) -> None:
+    """A response without Set-Cookie gives nothing to judge: skipped, never passed."""
+    result = on_page("/no-cookies")
+    assert result.outcome == "skipped"
+    assert result.message == "no Set-Cookie in the probed responses: nothing to judge"
+
+
+def test_down_target_is_an_error(target_for: TargetFor) -> None:
+    """When no probe gets an answer the check cannot judge: an error, not a skip."""
+    result = run_check("cookies.flags", target_for("http://127.0.0.1:9", timeout_s=2, retries=0))
+    assert result.outcome == "error"
+    assert "no probe got an answer" in result.message
+
+
+# -- the pure parser -------------------------------------------------------------------------------
+
+def test_parse_set_cookie_reads_attributes_like_a_browser() -> None:
+    """Attribute names fold case, valueless flags map to '', the last occurrence wins."""
+    name, attrs = parse_set_cookie("sid=a b=c; Secure; SAMESITE=None; Priority=High; samesite=Lax")
+    assert name == "sid"
+    assert attrs == {"secure": "", "samesite": "Lax", "priority": "High"}
+
+
+@pytest.mark.parametrize(("line", "problems"), [
+    ("sid=x; Secure; HttpOnly; SameSite=Strict", []),
+    ("XSRF-TOKEN=x; Secure; SameSite=Lax", []),
+    ("connect.sid=x; Secure; SameSite=Lax", ["a session cookie without HttpOnly"]),
+    ("prefs=x; SameSite=none", ["not Secure", "SameSite=None without Secure (browsers reject it)"]),
+    ("", ["the Set-Cookie header cannot be parsed"]),
+])
+def test_cookie_problems(line: str, problems: list[str]) -> None:
+    """The pure judge of one Set-Cookie line."""
+    assert cookie_problems(line)[1] == problems

@@ -179,6 +179,8 @@ class Target:
             value = self.settings.get(key)
             if value:
                 hosts.add(urlsplit(value).hostname or "")
+        # Extra endpoints named in config are part of the target by the user's own word.
+        hosts |= {hp.rpartition(":")[0].strip("[]") for hp in self.settings.get("tls.hosts", []) or []}
         return frozenset(h.lower() for h in hosts if h)
 
     def url_for(self, path: str) -> str:
@@ -266,6 +268,17 @@ class Target:
         view = copy.copy(self)
         view.settings = self.settings.with_values(**values)
         return view
+
+    def guard(self, host: str) -> None:
+        """For non-HTTP probes (TLS handshakes, TCP ports): allowlist check, then budget charge.
+
+        Every connection a check opens goes through here or through `send`, so the safety
+        rules hold for every family, not only the HTTP ones.
+        """
+        if host.lower() not in self.allowed_hosts:
+            raise OffAllowlist(f"refused to connect to {host!r}: it is not the target's host nor "
+                               "in allowed_hosts")
+        self.budget.charge()
 
     def _check_allowed(self, url: str) -> None:
         host = (urlsplit(url).hostname or "").lower()

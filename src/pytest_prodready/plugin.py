@@ -6,6 +6,7 @@ reporting stack until `--prodready` is given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -182,8 +183,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if settings.active_refused:
         lines.append(f"prodready: {settings.active_refused}")
     else:
-        lines.append("prodready: mode " + ("ACTIVE (floods and lockouts allowed)" if settings.active
-                                           else "passive (GET/HEAD/OPTIONS and must-be-refused requests only)"))
+        mode = ("ACTIVE (floods and lockouts allowed)" if settings.active
+                else "passive (GET/HEAD/OPTIONS and must-be-refused requests only)")
+        lines.append(f"prodready: mode {mode}")
     return lines
 
 
@@ -268,7 +270,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     # tryfirst: our items exist before -k, -m and --lf filter the list.
     enabled = RUNTIME in config.stash
     if enabled:
-        items.extend(build_suite(session, config.stash[RUNTIME]))
+        suite = build_suite(session, config.stash[RUNTIME])
+        items.extend(suite)
+        if suite:
+            # Report the suite like any collected module, so the terminal's "collected N
+            # items" and --collect-only count it.
+            report = pytest.CollectReport(suite[0].parent.nodeid if suite[0].parent else SUITE_NAME,
+                                          "passed", None, list(suite))
+            config.hook.pytest_collectreport(report=report)
     active = enabled and config.stash[RUNTIME].settings.active
     for item in items:
         if not enabled and item.get_closest_marker("prodready"):
@@ -285,8 +294,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     config = session.config
     if RUNTIME not in config.stash or config.option.collectonly or hasattr(config, "workerinput"):
         return
+    # Under xdist this runs on the controller, which collects nothing itself: the workers
+    # build the suite, so the target must be checked here, before they start on it.
+    distributed = (config.getoption("dist", "no") or "no") != "no"
     ours = [i for i in session.items if isinstance(i, CheckItem) or i.get_closest_marker("prodready")]
-    if not ours:
+    if not ours and not distributed:
         return
     from pytest_prodready.errors import BudgetExceeded, TargetUnreachable
 
@@ -295,15 +307,13 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         runtime.target().preflight()
     except TargetUnreachable as exc:
         pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
-    if (config.getoption("dist", "no") or "no") != "no":
+    if distributed:
         return  # under xdist each worker fetches what its own items need
     probes = [p for item in ours if isinstance(item, CheckItem)
               and not item.spec.missing_config(runtime.settings)
               for p in item.spec.probes_for(runtime.settings, item.subject)]
-    try:
+    with contextlib.suppress(BudgetExceeded):  # reported by the first check that meets it
         runtime.target().prefetch(probes)
-    except BudgetExceeded:
-        pass  # reported by the first check that meets it
 
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -341,7 +351,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> dict[str, Any] | None:
+def _record(item: pytest.Item, call: pytest.CallInfo[None],
+            report: pytest.TestReport) -> dict[str, Any] | None:
     """The scorecard record of one check, from the phase that decided its outcome."""
     marker = item.get_closest_marker("prodready")
     if marker is None:
@@ -363,16 +374,22 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestR
             severity = "high"
         remediation = str(marker.kwargs.get("remediation", ""))
     result: Result | None = getattr(item, "result", None)
-    outcome = report.outcome
+    outcome: str = report.outcome
     waiver = None
-    if hasattr(report, "wasxfail"):
+    if hasattr(report, "wasxfail") and report.skipped:
+        # An xfail: a config waiver of a built-in check, or a team's own xfail marker on a
+        # prodready test (an accepted risk too, with its reason and no expiry). An xpass is
+        # a plain pass.
         outcome = "waived"
-        waiver = runtime.waiver_for(check_id, getattr(item, "subject", ""))
-    elif result is not None and result.outcome == "error":
+        waiver = runtime.waiver_for(check_id, getattr(item, "subject", "")) or {
+            "reason": str(report.wasxfail) or "expected to fail (xfail)", "expires": None,
+            "active": True}
+    elif ((result is not None and result.outcome == "error")
+          or (report.failed and call.when != "call")
+          or (report.failed and _cannot_judge(call))):
+        # Could not look (target error, rate limited, budget spent): never a false fail.
         outcome = "error"
-    elif report.failed and call.when != "call":
-        outcome = "error"
-    message = _message(report, result, masker)
+    message = _message(report, result, masker, call)
     exchanges = result.exchanges if result is not None else _exchanges_of(call)
     return {
         "id": check_id, "nodeid": item.nodeid, "category": category, "severity": severity,
@@ -383,17 +400,32 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestR
     }
 
 
-def _message(report: pytest.TestReport, result: Result | None, masker: Any) -> str:
+def _cannot_judge(call: pytest.CallInfo[None]) -> bool:
+    from pytest_prodready.errors import CheckFailure, ProdreadyError
+
+    exc = call.excinfo.value if call.excinfo is not None else None
+    return isinstance(exc, ProdreadyError) and not isinstance(exc, CheckFailure)
+
+
+def _message(report: pytest.TestReport, result: Result | None, masker: Any,
+             call: pytest.CallInfo[None]) -> str:
+    from pytest_prodready.errors import CheckFailure, ProdreadyError
+
     if result is not None and (result.outcome != "failed" or report.failed):
         return str(result.message)
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, CheckFailure):
+        return str(masker.text(exc.message))
+    if isinstance(exc, ProdreadyError):
+        return str(masker.text(str(exc).split("\n", 1)[0][:500]))
     if report.skipped and isinstance(report.longrepr, tuple):
-        return masker.text(str(report.longrepr[2]).removeprefix("Skipped: "))
+        return str(masker.text(str(report.longrepr[2]).removeprefix("Skipped: ")))
     if hasattr(report, "wasxfail"):
-        return masker.text(str(report.wasxfail))
+        return str(masker.text(str(report.wasxfail)))
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(report.longrepr)
-        return masker.text(text.split("\n", 1)[0][:500])
+        return str(masker.text(text.split("\n", 1)[0][:500]))
     return "passed"
 
 

@@ -37,12 +37,15 @@ def terminal(card: Scorecard) -> list[str]:
                 lines.append(f"           fix: {r['remediation']}")
     if card.below_gate:
         lines += ["", f"below the fail-on gate ({len(card.below_gate)}, not failing the run):"]
-        lines += [f"  {r['severity'].upper():<8} {r['nodeid']}: {r['message'][:200]}" for r in card.below_gate]
+        lines += [f"  {r['severity'].upper():<8} {r['nodeid']}: {r['message'][:200]}"
+                  for r in card.below_gate]
     waived = [r for r in card.sorted_records() if r["outcome"] == "waived"]
     if waived:
         lines += ["", f"waived ({len(waived)}):"]
-        lines += [f"  {r['nodeid']}: {r['waiver']['reason']} (until {r['waiver']['expires'] or 'no expiry'})"
-                  for r in waived]
+        for r in waived:
+            waiver = r.get("waiver") or {}
+            lines.append(f"  {r['nodeid']}: {waiver.get('reason') or r['message']} "
+                         f"(until {waiver.get('expires') or 'no expiry'})")
     return lines
 
 

@@ -260,7 +260,10 @@ def build_suite(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
         subjects = spec.subjects_for(settings) if not spec.missing_config(settings) else [""]
         for subject in subjects or [""]:
             name = f"{spec.id}[{subject}]" if subject else spec.id
-            items.append(CheckItem.from_parent(parent, name=name, spec=spec, subject=subject))
+            # The nodeid is given as a string so pytest parses it like the ids it stores (--lf):
+            # pytest >= 9.2 keeps structured ids where "[...]" are the item's params.
+            items.append(CheckItem.from_parent(parent, name=name, nodeid=f"{SUITE_NAME}::{name}",
+                                               spec=spec, subject=subject))
     return items
 
 

@@ -8,6 +8,7 @@ and a per-run probe cache so a response fetched once feeds every check that need
 from __future__ import annotations
 
 import copy
+import http.client
 import http.cookiejar
 import threading
 import time
@@ -21,7 +22,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from pytest_prodready import __version__
+from pytest_prodready import __version__, deadline
 from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.errors import BudgetExceeded, OffAllowlist, TargetUnreachable
 from pytest_prodready.evidence import Exchange
@@ -209,6 +210,8 @@ class Target:
         )
         pool = int(self.settings.get("max_concurrency"))
         adapter = requests.adapters.HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool)
+        # Connections whose sockets a deadline can cut (see deadline.py).
+        adapter.poolmanager.pool_classes_by_scheme = dict(deadline.POOL_CLASSES)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -336,19 +339,43 @@ class Target:
             method=method, url=url, request_headers=tuple(self.masker.headers(sent_headers)),
             request_body=body, masker=self.masker)
         start = time.monotonic()
-        try:
-            response = self.session.request(
-                method, url, headers=headers, data=body or None, stream=True,
-                allow_redirects=False, timeout=(self.timeout, self.timeout))
-        except (BudgetExceeded, OffAllowlist):
-            raise
-        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
-            error, kind = describe_error(exc, self.timeout)
-            return Exchange(**base, error=error, error_kind=kind,
-                            elapsed_ms=(time.monotonic() - start) * 1000), None
-        elapsed = (time.monotonic() - start) * 1000
+        with deadline.deadline(self.exchange_deadline) as cut:
+            try:
+                response = self.session.request(
+                    method, url, headers=headers, data=body or None, stream=True,
+                    allow_redirects=False, timeout=(self.timeout, self.timeout))
+            except (BudgetExceeded, OffAllowlist):
+                raise
+            except (requests.exceptions.RequestException, OSError, ValueError,
+                    http.client.HTTPException) as exc:
+                error, kind = describe_error(exc, self.timeout)
+                if cut.expired:
+                    error = (f"no complete response within {self.exchange_deadline:g}s: the target "
+                             "kept the connection open without finishing its headers")
+                return Exchange(**base, error=error, error_kind=kind,
+                                elapsed_ms=(time.monotonic() - start) * 1000), None
+            elapsed = (time.monotonic() - start) * 1000
+            if cut.expired:
+                # http.client takes a cut-off header block for a complete one: never judge it.
+                response.close()
+                return Exchange(**base, error=(
+                    f"no complete response within {self.exchange_deadline:g}s: the target kept "
+                    "sending headers without finishing them"), error_kind="read",
+                    elapsed_ms=elapsed), None
+            return self._finish(response, base, method, start, elapsed, cut)
+
+    @property
+    def exchange_deadline(self) -> float:
+        """The hard limit for one exchange, retries and body included (timeout_s + 1 s)."""
+        return self.timeout + 1.0
+
+    def _finish(self, response: requests.Response, base: dict[str, Any], method: str,
+                start: float, elapsed: float, cut: deadline.Watch) -> tuple[Exchange, str | None]:
         try:
             data, truncated, error = self._read_body(response, method, start)
+            if cut.expired and truncated:
+                error = (f"body still arriving after {self.exchange_deadline:g}s; cut "
+                         f"({len(data)} bytes kept)")
             raw_headers = tuple((k, v) for k, v in response.raw.headers.items())
             exchange = Exchange(**base, status=response.status_code, reason=response.reason or "",
                                 headers=raw_headers, body=data, truncated=truncated,
@@ -362,7 +389,7 @@ class Target:
         if method == "HEAD":
             return b"", False, ""
         cap = int(self.settings.get("max_body_bytes"))
-        deadline = start + 2 * self.timeout
+        until = start + self.exchange_deadline
         chunks: list[bytes] = []
         size = 0
         try:
@@ -371,8 +398,9 @@ class Target:
                 size += len(chunk)
                 if size > cap:
                     return b"".join(chunks)[:cap], True, f"body cut at {cap} bytes (max_body_bytes)"
-                if time.monotonic() > deadline:
-                    return b"".join(chunks), True, f"body still arriving after {2 * self.timeout:g}s; cut"
+                if time.monotonic() > until:
+                    return (b"".join(chunks), True,
+                            f"body still arriving after {self.exchange_deadline:g}s; cut")
         except (requests.exceptions.RequestException, OSError) as exc:
             error, _ = describe_error(exc, self.timeout)
             return b"".join(chunks), True, f"body incomplete: {error}"

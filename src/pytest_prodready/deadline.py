@@ -1,0 +1,95 @@
+"""A hard deadline per exchange, on top of requests' per-read timeouts.
+
+requests (urllib3) time out a read only when *no* byte arrives for `timeout` seconds, so a
+target that trickles its headers or body one byte at a time (slowloris) can hold a check
+forever. Here each exchange arms a timer; when it fires, every socket the exchange opened
+is shut down, the blocked read fails at once, and the client reports what happened.
+
+The sockets are found through urllib3's own extension points: a connection class whose
+`getresponse` registers its socket with the exchange running in the current thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+_current = threading.local()
+
+
+class DeadlineExceeded(OSError):
+    """The exchange outlived its deadline; its sockets were shut down."""
+
+
+@dataclass
+class Watch:
+    sockets: list[socket.socket] = field(default_factory=list)
+    expired: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def register(self, sock: socket.socket | None) -> None:
+        with self.lock:
+            if self.expired:
+                raise DeadlineExceeded("deadline passed before the response")
+            if sock is not None:
+                self.sockets.append(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):  # already closed: nothing left to stop
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[Watch]:
+    """Run the block as one exchange that is cut off after `seconds`."""
+    exchange = Watch()
+    previous = getattr(_current, "exchange", None)
+    _current.exchange = exchange
+    timer = threading.Timer(seconds, exchange.expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield exchange
+    finally:
+        timer.cancel()
+        _current.exchange = previous
+
+
+def _register(conn: HTTPConnection) -> None:
+    exchange: Watch | None = getattr(_current, "exchange", None)
+    if exchange is not None:
+        exchange.register(conn.sock)
+
+
+class DeadlineHTTPConnection(HTTPConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _register(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class DeadlineHTTPSConnection(HTTPSConnection):
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _register(self)
+        return super().getresponse(*args, **kwargs)
+
+
+class DeadlineHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = DeadlineHTTPConnection
+
+
+class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = DeadlineHTTPSConnection
+
+
+POOL_CLASSES = {"http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool}

@@ -30,3 +30,10 @@ def test_every_check_id_is_in_the_product_catalogue() -> None:
     missing = [check_id for check_id in all_checks()
                if f"`{check_id}`" not in text and check_id not in EXTRA_CHECKS]
     assert not missing, f"ids not in PRODUCT.md: {missing}"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """What a newcomer runs from the README is what CI runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if "python -m pytest" in line)
+    assert command.strip() in (ROOT / ".ci" / "run").read_text(encoding="utf-8")

@@ -206,7 +206,9 @@ def test_k_and_m_select_suite_items(pytester: pytest.Pytester, good_app: Served,
     assert by_m.ret == pytest.ExitCode.OK
     outcomes = by_m.parseoutcomes()
     assert outcomes["deselected"] == 1  # test_unit only
-    assert len(ran_ids(by_m)) + 1 == outcomes["passed"]  # the suite plus test_live
+    # The suite plus test_live; families the webapp's config does not cover (tls on an
+    # http:// target, webhooks) are skipped items, by contract never silent passes.
+    assert len(ran_ids(by_m)) + 1 == outcomes["passed"] + outcomes.get("skipped", 0)
     assert {category_of(i) for i in ran_ids(by_m)} >= {"cors", "headers", "auth", "health"}
 
 

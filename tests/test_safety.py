@@ -159,7 +159,8 @@ def test_default_run_sends_only_read_requests_and_must_be_refused_ones(
     unsafe = [h for h in hits if h.method not in ("GET", "HEAD", "OPTIONS") and not must_be_refused(h)]
     assert not unsafe, ("passive mode sent state-changing requests a correct target would honour: "
                         + "; ".join(h.describe() for h in unsafe) + f"\nall {len(hits)} requests:\n  {sent}")
-    assert [s.method for s in log] == [h.method for h in hits]
+    # Concurrent requests append to the two lists in their own order: compare as multisets.
+    assert sorted(s.method for s in log) == sorted(h.method for h in hits)
     assert len(log) <= int(DEFAULTS["request_budget"]), f"{len(log)} requests:\n  {sent}"
     # The refused-by-design requests really were sent (the proof covers them), anonymously.
     assert any(h.method == "DELETE" and h.authorization is None for h in hits), sent

@@ -183,3 +183,90 @@ def assert_prometheus_metrics(target: Target, path: str = "/metrics") -> None:
     metrics = dict(target.settings.get("metrics") or {})
     metrics["path"] = schema.path(path, "path")
     assert_check(target, "metrics.prometheus_valid", metrics=metrics)
+
+
+# -- webhooks -----------------------------------------------------------------------------
+WEBHOOK_CHECKS = ("webhook.valid_accepted", "webhook.unsigned_rejected",
+                  "webhook.bad_signature_rejected", "webhook.replay_rejected")
+
+
+def assert_webhook_verifies_signature(target: Target, path: str, scheme: str | None = None,
+                                      secret: str | None = None, **options: object) -> None:
+    """The webhook at `path` verifies its signature: it accepts a correctly signed request,
+    and refuses an unsigned one, a wrong signature, a tampered body and (for schemes with a
+    timestamp) a replay.
+
+    `scheme` is stripe, github, slack, standard or hmac-sha1/256/512; `options` are the keys
+    of a `[webhooks.NAME]` table (header, tolerance_s, payload, timestamp_header, accepted...).
+    Without `secret`, the webhook configured at `path` is used, with its own secret.
+    """
+    __tracebackhide__ = True
+    from dataclasses import replace
+
+    from pytest_prodready.errors import ConfigError
+
+    webhook_path = schema.path(path, "path")
+    configured = {name: table for name, table in (target.settings.get("webhooks") or {}).items()
+                  if table.get("path") == webhook_path}
+    if secret is None:
+        if not configured:
+            raise ConfigError("secret", f"no webhook is configured at {webhook_path}: pass "
+                                        "scheme=... and secret=... (e.g. from os.environ)")
+        name, table = next(iter(configured.items()))
+        secret = target.settings.secret(f"webhooks.{name}.secret_env")
+        if not secret:
+            raise ConfigError(f"webhooks.{name}.secret_env", "the secret is not available")
+        table = {**table, **({"scheme": scheme} if scheme else {}), **options}
+    else:
+        if scheme is None:
+            raise ConfigError("scheme", "pass scheme=: stripe, github, slack, standard, hmac-sha1, "
+                                        "hmac-sha256 or hmac-sha512")
+        name = scheme
+        # The secret is handed over by value; secret_env only names where it would come from.
+        table = {"path": webhook_path, "scheme": scheme,
+                 "secret_env": "PRODREADY_WEBHOOK_SECRET", **options}
+    target.masker.add(secret)
+    webhooks = schema.PROFILE({"webhooks": {name: table}}, "")["webhooks"]
+    view = target.scoped(webhooks=webhooks)
+    view.settings = replace(view.settings,
+                            secrets={**view.settings.secrets, f"webhooks.{name}.secret_env": secret})
+    _raise_for([run_check(check_id, view, name) for check_id in WEBHOOK_CHECKS])
+
+
+# -- TLS ----------------------------------------------------------------------------------
+def _tls_settings(target: Target, endpoint: str | None) -> tuple[str, dict[str, object]]:
+    """The subject and a tls table for one call; an endpoint named here joins tls.hosts (and
+    so the allowlist), by the caller's own word, as if it were in the config."""
+    tls = dict(target.settings.get("tls") or {})
+    if not endpoint:
+        return "", tls
+    endpoint = schema.host_port(endpoint, "endpoint")
+    hosts = list(tls.get("hosts") or [])
+    tls["hosts"] = list(dict.fromkeys([*hosts, endpoint]))
+    return endpoint, tls
+
+
+def assert_certificate_valid(target: Target, min_days: int = 14, endpoint: str | None = None) -> None:
+    """The certificate verifies (chain, name, SNI) and is valid for at least `min_days` more
+    days; on the base URL's host:port, or on `endpoint` ('host:port')."""
+    __tracebackhide__ = True
+    subject, tls = _tls_settings(target, endpoint)
+    tls["min_days"] = int(min_days)
+    _raise_for(run_check(c, target, subject, tls=tls) for c in ("tls.cert_valid", "tls.cert_expiry"))
+
+
+def assert_legacy_tls_refused(target: Target, endpoint: str | None = None) -> None:
+    """TLS 1.0 and 1.1 handshakes are refused (base URL's host:port, or `endpoint`)."""
+    __tracebackhide__ = True
+    subject, tls = _tls_settings(target, endpoint)
+    assert_check(target, "tls.legacy_protocols_refused", subject, tls=tls)
+
+
+def assert_redirects_to_https(target: Target, http_url: str | None = None) -> None:
+    """Plain HTTP (tls.http_url, `http_url`, or the base URL on http://) answers 301/308 to
+    HTTPS on the same host, with no downgrade on the way."""
+    __tracebackhide__ = True
+    _, tls = _tls_settings(target, None)
+    if http_url:
+        tls["http_url"] = schema.url(http_url, "http_url")
+    assert_check(target, "tls.http_redirects_to_https", tls=tls)

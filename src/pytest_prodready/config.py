@@ -182,6 +182,18 @@ def resolve_secrets(values: Mapping[str, Any], environ: Mapping[str, str], key: 
     return found
 
 
+def _resolve_files(values: dict[str, Any], base: Path) -> None:
+    """Make file settings absolute (relative to the config file) and check they exist."""
+    tls = values.get("tls")
+    if isinstance(tls, dict) and tls.get("ca_bundle"):
+        path = Path(str(tls["ca_bundle"])).expanduser()
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ConfigError("tls.ca_bundle", f"{tls['ca_bundle']!r} is not a file (looked at {path}; "
+                                               "a relative path is read from the config file's folder)")
+        tls["ca_bundle"] = str(path)
+
+
 def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the run's Settings, or raise ConfigError naming the first problem."""
     env = os.environ if environ is None else environ
@@ -221,6 +233,7 @@ def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str
     sources.update(overrides.sources)
     try:
         secrets = resolve_secrets(values, env)
+        _resolve_files(values, file.parent if file else rootdir)
     except ConfigError as exc:
         raise _with_prefix(prefix, exc, file) from None
 

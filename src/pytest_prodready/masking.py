@@ -80,6 +80,7 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
+        self._secret_headers: frozenset[str] = frozenset()
         self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.add(secret)
@@ -99,6 +100,11 @@ class Masker:
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
 
+    def add_secret_header(self, name: str) -> None:
+        """Mask this header's value by name too, like Authorization (e.g. a custom signature)."""
+        with self._lock:
+            self._secret_headers |= {name.strip().lower()}
+
     @property
     def secrets(self) -> frozenset[str]:
         return frozenset(self._secrets)
@@ -111,7 +117,7 @@ class Masker:
         return strip_control(mask_url_secrets(value))
 
     def header(self, name: str, value: str) -> str:
-        if name.lower() in SECRET_HEADERS:
+        if name.lower() in SECRET_HEADERS or name.lower() in self._secret_headers:
             scheme, _, rest = value.partition(" ")
             if name.lower() in {"authorization", "proxy-authorization"} and rest:
                 return f"{scheme} {MASK}"

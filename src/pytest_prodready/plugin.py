@@ -143,6 +143,12 @@ def _load_settings(config: pytest.Config) -> Settings:
         for check_id in settings.get(table, {}) or {}:
             if check_id not in checks:
                 raise ConfigError(f'{table}."{check_id}"', _no_such_check(check_id, checks))
+    if settings.get("webhooks"):
+        # Webhook tables are checked against their scheme's rules before any request.
+        from pytest_prodready.checks.webhooks import load_hook
+
+        for name in settings.get("webhooks"):
+            load_hook(settings, name)
     for i, waiver in enumerate(settings.get("waivers", []) or []):
         base_id = waiver["id"].split("[", 1)[0]
         if base_id not in checks:

@@ -50,6 +50,11 @@ class Probe:
     credential: str | None = None
     follow_redirects: bool = True
 
+    def __repr__(self) -> str:
+        # Header names only: probes carry forged tokens and webhook signatures.
+        names = ", ".join(name for name, _ in self.headers)
+        return f"<Probe {self.method} {self.path} headers=[{names}]>"
+
     @classmethod
     def of(cls, method: str, path: str, headers: dict[str, str] | None = None,
            body: bytes = b"", credential: str | None = None, follow_redirects: bool = True) -> Probe:
@@ -115,7 +120,9 @@ def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return f"no response within {timeout:g}s (read timeout)", "read"
     if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS handshake failed: {text[:200]}", "connect"
+        hint = ("; if the target uses a private CA, set tls.ca_bundle"
+                if "CERTIFICATE_VERIFY_FAILED" in text else "")
+        return f"TLS handshake failed: {text[:200]}{hint}", "connect"
     if isinstance(exc, requests.exceptions.ConnectionError):
         lowered = text.lower()
         if "name or service not known" in lowered or "nodename nor servname" in lowered \
@@ -200,6 +207,11 @@ class Target:
         # cookie send it explicitly.
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         session.headers["User-Agent"] = USER_AGENT
+        # A private CA (tls.ca_bundle, made absolute by the config loader) is what the
+        # target's certificates chain to: trust it for every HTTPS probe, not only tls.*.
+        bundle = self.settings.get("tls.ca_bundle")
+        if bundle:
+            session.verify = str(bundle)
         retries = int(self.settings.get("retries"))
         retry_class = type("BudgetedRetry", (_BudgetedRetry,), {"budget": self.budget})
         retry = retry_class(

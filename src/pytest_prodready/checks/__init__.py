@@ -9,4 +9,6 @@ FAMILIES: tuple[str, ...] = (
     "errors",
     "health",
     "metrics",
+    "tls",
+    "webhooks",
 )

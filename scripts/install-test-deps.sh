@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages the test suite starts as real servers (Debian/Ubuntu; run as root or
+# with sudo available): nginx (TLS termination, redirects, HSTS) and the openssl tool
+# (SHA-1/MD5-signed test certificates, which the cryptography library refuses to make).
+# Python packages come from `pip install -e '.[test]'`.
+set -euo pipefail
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ ${#need[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+echo "installed: ${need[*]}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, Protocol
 
 from pytest_prodready.errors import CannotJudge, CheckFailure, OffAllowlist, TargetError
 from pytest_prodready.evidence import Exchange
@@ -18,6 +18,14 @@ from pytest_prodready.target import Probe, Target
 Outcome = Literal["passed", "failed", "skipped", "error"]
 # How many exchanges a failure message shows; reports keep them all.
 RENDERED_EXCHANGES = 3
+
+
+class Fact(Protocol):
+    """Non-HTTP evidence: anything with a JSON-ready, masked `to_dict()` and a `render()`."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def render(self) -> str: ...
 
 
 class SkipCheck(Exception):
@@ -35,9 +43,11 @@ class Result:
     exchanges: Sequence[Exchange] = ()
     # For a failure: the full masked text (message, fix, evidence) an assertion shows.
     detail: str = ""
+    # Evidence that is not an HTTP exchange (a TLS handshake...), as objects with to_dict().
+    facts: Sequence[Fact] = ()
 
     def evidence(self) -> list[dict[str, Any]]:
-        return [ex.to_dict() for ex in self.exchanges]
+        return [ex.to_dict() for ex in self.exchanges] + [fact.to_dict() for fact in self.facts]
 
 
 @dataclass
@@ -48,7 +58,13 @@ class Context:
     target: Target
     subject: str
     exchanges: list[Exchange] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
     message: str = ""
+
+    def add_fact(self, fact: Fact) -> None:
+        """Record non-HTTP evidence (once) for the report."""
+        if fact not in self.facts:
+            self.facts.append(fact)
 
     @property
     def settings(self) -> Any:
@@ -128,16 +144,17 @@ def execute(spec: CheckSpec, target: Target, subject: str) -> Result:
         spec.judge(ctx)
     except CheckFailure as failure:
         return Result(spec.id, subject, "failed", target.masker.text(failure.message), spec.severity,
-                      spec.remediation, failure.exchanges or ctx.exchanges, detail=str(failure))
+                      spec.remediation, failure.exchanges or ctx.exchanges, detail=str(failure),
+                      facts=ctx.facts)
     except SkipCheck as skip:
         return Result(spec.id, subject, "skipped", str(skip), spec.severity, spec.remediation,
-                      ctx.exchanges)
+                      ctx.exchanges, facts=ctx.facts)
     except (CannotJudge, OffAllowlist) as exc:
         message = f"cannot judge: {target.masker.text(str(exc))}"
         return Result(spec.id, subject, "error", message, spec.severity, spec.remediation,
-                      ctx.exchanges, detail=message)
+                      ctx.exchanges, detail=message, facts=ctx.facts)
     return Result(spec.id, subject, "passed", ctx.message or spec.title, spec.severity,
-                  spec.remediation, ctx.exchanges)
+                  spec.remediation, ctx.exchanges, facts=ctx.facts)
 
 
 def run_check(check_id: str, target: Target, subject: str = "", **settings: Any) -> Result:

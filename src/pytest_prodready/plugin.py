@@ -399,13 +399,13 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None],
         # Could not look (target error, rate limited, budget spent): never a false fail.
         outcome = "error"
     message = _message(report, result, masker, call)
-    exchanges = result.exchanges if result is not None else _exchanges_of(call)
+    evidence = result.evidence() if result is not None else [ex.to_dict() for ex in _exchanges_of(call)]
     return {
         "id": check_id, "nodeid": item.nodeid, "category": category, "severity": severity,
         "outcome": outcome, "message": message, "remediation": remediation,
         "subject": getattr(item, "subject", ""), "waiver": waiver,
         "duration_ms": round(report.duration * 1000, 1),
-        "evidence": [ex.to_dict() for ex in exchanges],
+        "evidence": evidence,
     }
 
 

@@ -659,3 +659,23 @@ def test_certfacts_parse_what_the_checks_show(pki: Pki) -> None:
     assert facts.embedded_scts == 0
     now = dt.datetime.now(dt.timezone.utc)
     assert facts.to_dict(now)["days_left"] == pytest.approx(30, abs=0.1)
+
+
+def test_tls_facts_reach_the_report_evidence(server: Callable[[str], Served],
+                                             target_for: Callable[..., Target]) -> None:
+    """The handshake's facts (not only the message) are in the evidence the reports serialise,
+    in the shape report.schema.json describes."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    result = check(target_for(server("expiring_5_days")), "tls.cert_expiry")
+    assert result.outcome == "failed", result.message
+    tls = [item["tls"] for item in result.evidence() if "tls" in item]
+    assert tls and tls[0]["protocol"] and tls[0]["endpoint"].startswith("localhost:")
+    schema = json.loads(files("pytest_prodready.report").joinpath("report.schema.json").read_text())
+    item_schema = {"$defs": schema["$defs"],
+                   **schema["properties"]["checks"]["items"]["properties"]["evidence"]["items"]}
+    for item in result.evidence():
+        jsonschema.validate(item, item_schema)

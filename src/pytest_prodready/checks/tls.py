@@ -102,7 +102,9 @@ def _handshake(ctx: Context, endpoint: Endpoint, mode: Mode, *,
         return tlsprobe.handshake(endpoint, mode=mode, timeout=target.timeout, ca_file=ca_file,
                                   version=version)
 
-    return tlsprobe.cache_for(target.budget).get(key, run)
+    seen = tlsprobe.cache_for(target.budget).get(key, run)
+    ctx.add_fact(seen)  # the handshake's facts go into the report's evidence
+    return seen
 
 
 def facts(ctx: Context, endpoint: Endpoint) -> Handshake:

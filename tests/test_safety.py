@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import pytest
 from conftest import METRICS_TOKEN_ENV, TOKEN_ENV, webapp_toml
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
 
 from pytest_prodready.config import DEFAULTS
 from pytest_prodready.errors import BudgetExceeded
@@ -29,32 +28,16 @@ from tests.targets.webapp import (
     ALLOWED_ORIGIN,
     METRICS_TOKEN,
     VALID_TOKEN,
-    QuietHandler,
     Seen,
     Served,
     make_app,
+    serve_app,
 )
 
 FOREIGN_HOST = "127.0.0.2"  # loopback too (the whole 127/8 is), but another host to the client
 
 
 # -- real servers ---------------------------------------------------------------------------
-@contextmanager
-def serve_app(app: Flask, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve a Flask app on an ephemeral port of `host`; yields its base URL."""
-    server = make_server(host, 0, app, threaded=True, request_handler=QuietHandler)
-    # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 def recorded(app: Flask, log: list[Seen]) -> Flask:
     """Record every request the app receives (method, path with query, headers)."""
 

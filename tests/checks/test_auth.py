@@ -11,8 +11,8 @@ from flask import Flask, Response, request
 from pytest_prodready.checking import run_check
 from pytest_prodready.checks.auth import GARBAGE_TOKEN
 from pytest_prodready.target import Target
-from tests.targets.pool import serve_app, served_pool
-from tests.targets.webapp import Served
+from tests.targets.pool import served_pool
+from tests.targets.webapp import Served, serve_app
 
 AGENTS = "GET /api/agents"
 CHAT = "POST /api/chat"

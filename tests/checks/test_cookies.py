@@ -7,17 +7,15 @@ lines of COOKIE_PAGES, on the same real Werkzeug server, and the check is pointe
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask, Response
-from werkzeug.serving import make_server
 
 from pytest_prodready.checking import Result, run_check
 from pytest_prodready.checks.cookies import cookie_problems, parse_set_cookie
 from pytest_prodready.target import Target
-from tests.targets.webapp import QuietHandler, Served
+from tests.targets.webapp import Served, serve_app
 
 TargetFor = Callable[..., Target]
 WebApp = Callable[..., Served]
@@ -74,14 +72,8 @@ def cookie_app() -> Flask:
 @pytest.fixture(scope="module")
 def cookie_url() -> Iterator[str]:
     """The cookie app on a real Werkzeug server on 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, cookie_app(), threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_app(cookie_app()) as url:
+        yield url
 
 
 @pytest.fixture

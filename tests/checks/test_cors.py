@@ -8,18 +8,16 @@ served by a small Flask app of this module on the same real Werkzeug server.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask, Response, request
-from werkzeug.serving import make_server
 
 from pytest_prodready.checking import run_check
 from pytest_prodready.checks.common import UNKNOWN_ORIGIN
 from pytest_prodready.registry import get_check
 from pytest_prodready.target import Target
-from tests.targets.webapp import ALLOWED_ORIGIN, QuietHandler, Served
+from tests.targets.webapp import ALLOWED_ORIGIN, Served, serve_app
 
 TargetFor = Callable[..., Target]
 WebApp = Callable[..., Served]
@@ -52,14 +50,8 @@ def policy_app() -> Flask:
 @pytest.fixture(scope="module")
 def policy_url() -> Iterator[str]:
     """The policy app on a real Werkzeug server on 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, policy_app(), threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_app(policy_app()) as url:
+        yield url
 
 
 def origins_seen(served: Served, path: str) -> set[tuple[str, str]]:

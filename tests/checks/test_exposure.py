@@ -16,8 +16,8 @@ from flask import Flask, Response
 from pytest_prodready.checking import Result, run_check
 from pytest_prodready.checks.exposure import ADMIN, SENSITIVE
 from pytest_prodready.target import Target
-from tests.targets.pool import serve_app, served_pool
-from tests.targets.webapp import INDEX, Served
+from tests.targets.pool import served_pool
+from tests.targets.webapp import INDEX, Served, serve_app
 
 LEAKED_DSN = "postgresql://app:hunter2hunter2@db.internal:5432/app"  # what "secret_leak" serves
 PASSWORD = "hunter2hunter2"

@@ -8,17 +8,15 @@ EDGE_PAGES, through the same real Werkzeug server.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask import Flask, Response
-from werkzeug.serving import make_server
 
 from pytest_prodready.checking import Result, run_check
 from pytest_prodready.checks.headers import parse_csp, script_source_problems
 from pytest_prodready.target import Target
-from tests.targets.webapp import QuietHandler, Served
+from tests.targets.webapp import Served, serve_app
 
 TargetFor = Callable[..., Target]
 WebApp = Callable[..., Served]
@@ -92,14 +90,8 @@ def edge_url() -> Iterator[str]:
         return Response(b"<!doctype html><title>edge</title>", mimetype="text/html",
                         headers=EDGE_PAGES[name])
 
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_app(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from flask import Flask, Response
 from pytest_prodready.checking import run_check
 from pytest_prodready.checks.health import DEFAULT_VERSION_PATHS
 from pytest_prodready.target import Target
-from tests.targets.pool import serve_app, served_pool
-from tests.targets.webapp import Served
+from tests.targets.pool import served_pool
+from tests.targets.webapp import Served, serve_app
 
 HEALTH = "/api/health"
 # A built SPA's index: short, and its asset hash looks like a commit id.

@@ -38,7 +38,7 @@ from pytest_prodready.checks.webhooks import plan_for
 from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.errors import CheckFailure
 from pytest_prodready.target import Target
-from tests.targets.pool import serve_app
+from tests.targets.webapp import serve_app
 
 SECRETS = {
     "stripe": "whsec_Zk3R9qLm2XvB7tY4wN8cP1dF6gH0jS5a",

@@ -6,16 +6,12 @@ so a module that reuses one server per defect set stays fast.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 
-from flask import Flask
-from werkzeug.serving import make_server
-
 from pytest_prodready.target import Target
-from tests.targets.webapp import QuietHandler, Served, serve
+from tests.targets.webapp import Served, serve
 
 
 @contextmanager
@@ -31,20 +27,6 @@ def served_pool() -> Iterator[Callable[..., Served]]:
             return servers[key]
 
         yield get
-
-
-@contextmanager
-def serve_app(app: Flask) -> Iterator[str]:
-    """Serve any Flask app on an ephemeral 127.0.0.1 port; yields its base URL."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def without_secrets(target: Target, *keys: str) -> Target:

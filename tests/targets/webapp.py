@@ -258,18 +258,24 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 @contextmanager
-def serve(defects: Iterable[str] = (), delay_ms: float = 0) -> Iterator[Served]:
-    """Serve the app on an ephemeral 127.0.0.1 port for the duration of the block."""
-    log: list[Seen] = []
-    app = make_app(defects, delay_ms, log)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
-    # A short poll interval: shutdown() waits for it, once per served app.
+def serve_app(app: Flask, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve any Flask app on an ephemeral port of `host` (loopback); yields its base URL."""
+    server = make_server(host, 0, app, threaded=True, request_handler=QuietHandler)
+    # A short poll interval: shutdown() waits for the loop to notice, 0.5 s by default.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
     try:
-        yield Served(f"http://127.0.0.1:{server.server_port}", frozenset(defects), log)
+        yield f"http://{host}:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve(defects: Iterable[str] = (), delay_ms: float = 0) -> Iterator[Served]:
+    """Serve the webapp with these defects on an ephemeral 127.0.0.1 port for the block."""
+    log: list[Seen] = []
+    with serve_app(make_app(defects, delay_ms, log)) as url:
+        yield Served(url, frozenset(defects), log)

@@ -309,20 +309,28 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     ours = [i for i in session.items if isinstance(i, CheckItem) or i.get_closest_marker("prodready")]
     if not ours and not distributed:
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     from pytest_prodready.errors import BudgetExceeded, TargetUnreachable
 
     runtime = config.stash[RUNTIME]
-    try:
-        runtime.target().preflight()
-    except TargetUnreachable as exc:
-        pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
+    target = runtime.target()
+    # The preflight's round trip overlaps with building the probe list (which imports what
+    # some checks need, e.g. pyjwt): neither waits for the other.
+    with ThreadPoolExecutor(1, thread_name_prefix="prodready-preflight") as one:
+        preflight = one.submit(target.preflight)
+        probes = [] if distributed else [
+            p for item in ours if isinstance(item, CheckItem)
+            and not item.spec.missing_config(runtime.settings)
+            for p in item.spec.probes_for(runtime.settings, item.subject)]
+        try:
+            preflight.result()
+        except TargetUnreachable as exc:
+            pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
     if distributed:
         return  # under xdist each worker fetches what its own items need
-    probes = [p for item in ours if isinstance(item, CheckItem)
-              and not item.spec.missing_config(runtime.settings)
-              for p in item.spec.probes_for(runtime.settings, item.subject)]
     with contextlib.suppress(BudgetExceeded):  # reported by the first check that meets it
-        runtime.target().prefetch(probes)
+        target.prefetch(probes)
 
 
 # -- fixtures -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_prodready.demo.service import DEMO_TOKEN, DEMO_WEBHOOK_SECRET
 from pytest_prodready.registry import all_checks
 from tests.targets.webapp import Served
 
@@ -29,7 +31,8 @@ def prodready(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_shows_a_not_ready_scorecard_with_fixes(tmp_path: Path) -> None:
-    done = prodready("demo", "--report", str(tmp_path / "demo.md"), cwd=tmp_path)
+    done = prodready("demo", "--report", str(tmp_path / "demo.md"), "--report",
+                     str(tmp_path / "demo.json"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "NOT READY" in out
@@ -38,8 +41,20 @@ def test_demo_shows_a_not_ready_scorecard_with_fixes(tmp_path: Path) -> None:
     assert "Fix:" in out
     assert "blockers (" in out
     assert "Traceback (most recent call last)" not in done.stderr
-    assert "NOT READY" in (tmp_path / "demo.md").read_text(encoding="utf-8")
+    # Over HTTPS with the demo's own CA; TLS and webhooks are demonstrated, not skipped.
+    assert "target: https://localhost:" in out
+    assert re.search(r"^tls +5 +2 +0 +0 ", out, re.MULTILINE), out[-3000:]
+    assert re.search(r"^webhook +3 +1 +0 +0 ", out, re.MULTILINE), out[-3000:]
+    summary = re.search(r"^\d+ failed, \d+ passed.* in [\d.]+s$", out, re.MULTILINE)
+    assert summary and "skipped" not in summary[0] and "error" not in summary[0], out[-1000:]
+    report = (tmp_path / "demo.md").read_text(encoding="utf-8")
+    assert "NOT READY" in report
+    # The demo's secrets reach the run by env var only: never in its output or reports.
+    outputs = (out, done.stderr, report, (tmp_path / "demo.json").read_text(encoding="utf-8"))
+    for secret in (DEMO_TOKEN, DEMO_WEBHOOK_SECRET):
+        assert not [text for text in outputs if secret in text]
     assert not (tmp_path / "prodready.toml").exists()  # the demo works in its own temp dir
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "demo.json", tmp_path / "demo.md"]
 
 
 def test_check_a_good_url_without_config(tmp_path: Path, good_app: Served) -> None:

@@ -30,19 +30,20 @@ def _run_pytest(workdir: Path, extra: list[str]) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pytest_prodready.demo.service import DEMO_TOKEN, DEMO_TOKEN_ENV, DemoServer, demo_config
+    from pytest_prodready.demo.service import DemoServer
 
-    with DemoServer() as server, tempfile.TemporaryDirectory(prefix="prodready-demo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="prodready-demo-") as tmp, DemoServer(Path(tmp)) as server:
         workdir = Path(tmp)
-        (workdir / "prodready.toml").write_text(demo_config(server.url), encoding="utf-8")
-        os.environ[DEMO_TOKEN_ENV] = DEMO_TOKEN
-        print(f"prodready demo: a half-ready demo API is running on {server.url}")
+        server.write_config()
+        os.environ.update(server.env)  # the secrets reach the run by env var, never in the file
+        print(f"prodready demo: a half-ready demo API is running on {server.url} (plain HTTP on "
+              f"{server.http_url}), with a throwaway CA minted for this run")
         print("prodready demo: running the passive suite against it (the config is below)\n")
-        print(demo_config(server.url))
+        print(server.config())
         extra = [f"--prodready-report={r}" for r in args.report]
         code = _run_pytest(workdir, extra)
         print("\nprodready demo: done. Failures above are the demo's planted defects, with the "
-              "request, the response and the fix for each.")
+              "evidence and the fix for each.")
         # The demo succeeded if it produced a verdict; the verdict itself is NOT READY by design.
         return 0 if code in (0, 1) else code
 

@@ -147,13 +147,15 @@ def execute(spec: CheckSpec, target: Target, subject: str) -> Result:
                       spec.remediation, failure.exchanges or ctx.exchanges, detail=str(failure),
                       facts=ctx.facts)
     except SkipCheck as skip:
-        return Result(spec.id, subject, "skipped", str(skip), spec.severity, spec.remediation,
+        return Result(spec.id, subject, "skipped", target.masker.text(str(skip)), spec.severity,
+                      spec.remediation,
                       ctx.exchanges, facts=ctx.facts)
     except (CannotJudge, OffAllowlist) as exc:
         message = f"cannot judge: {target.masker.text(str(exc))}"
         return Result(spec.id, subject, "error", message, spec.severity, spec.remediation,
                       ctx.exchanges, detail=message, facts=ctx.facts)
-    return Result(spec.id, subject, "passed", ctx.message or spec.title, spec.severity,
+    # Pass messages quote the target too (a Server header, a version): masked like failures.
+    return Result(spec.id, subject, "passed", target.masker.text(ctx.message or spec.title), spec.severity,
                   spec.remediation, ctx.exchanges, facts=ctx.facts)
 
 

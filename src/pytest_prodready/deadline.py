@@ -12,8 +12,10 @@ The sockets are found through urllib3's own extension points: a connection class
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +36,13 @@ class Watch:
     sockets: list[socket.socket] = field(default_factory=list)
     expired: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    until: float = math.inf  # time.monotonic() at which the exchange is cut
+    # When the latest attempt (urllib3 retries each in turn) started: the answer's latency
+    # is counted from there, not from before the waits a 503 or a reset caused.
+    attempt_started: float | None = None
+
+    def remaining(self) -> float:
+        return self.until - time.monotonic()
 
     def register(self, sock: socket.socket | None) -> None:
         with self.lock:
@@ -53,7 +62,7 @@ class Watch:
 @contextmanager
 def deadline(seconds: float) -> Iterator[Watch]:
     """Run the block as one exchange that is cut off after `seconds`."""
-    exchange = Watch()
+    exchange = Watch(until=time.monotonic() + seconds)
     previous = getattr(_current, "exchange", None)
     _current.exchange = exchange
     timer = threading.Timer(seconds, exchange.expire)
@@ -64,6 +73,12 @@ def deadline(seconds: float) -> Iterator[Watch]:
     finally:
         timer.cancel()
         _current.exchange = previous
+
+
+def remaining() -> float:
+    """Seconds left to the exchange running in this thread (infinite outside one)."""
+    exchange: Watch | None = getattr(_current, "exchange", None)
+    return math.inf if exchange is None else exchange.remaining()
 
 
 def _register(conn: HTTPConnection) -> None:
@@ -84,12 +99,26 @@ class DeadlineHTTPSConnection(HTTPSConnection):
         return super().getresponse(*args, **kwargs)
 
 
+def _attempt_starts() -> None:
+    exchange: Watch | None = getattr(_current, "exchange", None)
+    if exchange is not None:
+        exchange.attempt_started = time.monotonic()
+
+
 class DeadlineHTTPConnectionPool(HTTPConnectionPool):
     ConnectionCls = DeadlineHTTPConnection
+
+    def _make_request(self, *args: Any, **kwargs: Any) -> Any:
+        _attempt_starts()
+        return super()._make_request(*args, **kwargs)
 
 
 class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = DeadlineHTTPSConnection
+
+    def _make_request(self, *args: Any, **kwargs: Any) -> Any:
+        _attempt_starts()
+        return super()._make_request(*args, **kwargs)
 
 
 POOL_CLASSES = {"http": DeadlineHTTPConnectionPool, "https": DeadlineHTTPSConnectionPool}

@@ -125,5 +125,9 @@ class Exchange:
                 "elapsed_ms": round(self.elapsed_ms, 1),
                 "error": m.text(self.error),
                 "redirects": [[s, m.url(loc)] for s, loc in self.redirects],
+                # What the client did to the exchange (body cut at the cap, redirect not
+                # followed...): the reason a check judged what it judged.
+                "note": m.text(self.note),
+                "truncated": self.truncated,
             },
         }

@@ -46,7 +46,10 @@ _TEXT_PARAM = re.compile(r"(?P<head>[?&](?P<name>[^=&?#\s\"'<>]+)=)(?P<value>[^&
 _TEXT_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s:@]*:)(?P<value>[^/?#\s@]+)(?=@)")
 # Control characters and ANSI escape sequences sent by a target must not reach a terminal.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Every other control character (C0 but tab and newline, DEL, C1) is shown as a visible
+# escape; str.translate does it at C speed (a regex callback per character took 0.5 s for a
+# 1 MiB binary body, at every rendering of its evidence).
+_VISIBLE = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
 
 
 def _mask_param(match: re.Match[str]) -> str:
@@ -66,8 +69,7 @@ def mask_url_secrets(text: str) -> str:
 
 def strip_control(text: str) -> str:
     """Remove escape sequences and show other control characters as visible escapes."""
-    text = _ANSI.sub("", text)
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _ANSI.sub("", text).translate(_VISIBLE)
 
 
 class Masker:

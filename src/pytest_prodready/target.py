@@ -12,14 +12,21 @@ import http.client
 import http.cookiejar
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    ResponseError,
+)
 from urllib3.util.retry import Retry
 
 from pytest_prodready import __version__, deadline
@@ -32,6 +39,9 @@ USER_AGENT = f"pytest-prodready/{__version__} (production-readiness check)"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_REDIRECTS = 5
 RETRY_AFTER_CAP_S = 5.0  # we honour Retry-After, but never let a target park us for long
+# A retry starts only if this much of the exchange deadline is left once its wait is over:
+# the last second of the deadline is for an answer, not for a retry the deadline would cut.
+RETRY_MIN_LEFT_S = 1.0
 CHUNK = 16 * 1024  # small chunks bound what one step of a gzip bomb can inflate to
 
 
@@ -90,19 +100,32 @@ class Budget:
 
 
 class _BudgetedRetry(Retry):
-    """urllib3's Retry, charging each retry to the run's budget and never retrying a timeout.
+    """urllib3's Retry, charging each retry to the run's budget, within the exchange deadline.
 
-    A read timeout retried would multiply the time a check can hang; a reset or a 503 is
-    worth one more try, a target that does not answer is not.
+    Never retried: a timeout (connect or read: retrying would multiply the time a check can
+    hang; a reset or a 503 is worth one more try, a target that does not answer is not),
+    and any retry whose wait (backoff or Retry-After) would leave less than
+    RETRY_MIN_LEFT_S of the exchange deadline. Then the last answer (a 503, a 429) is
+    returned as it is, or the last error raised.
     """
 
     budget: Budget | None = None
 
-    def increment(self, *args: Any, **kwargs: Any) -> Retry:  # type: ignore[override]
-        error = kwargs.get("error")
+    def increment(self, method: str | None = None, url: str | None = None,  # type: ignore[override]
+                  response: Any = None, error: Exception | None = None, _pool: Any = None,
+                  _stacktrace: Any = None) -> Retry:
         if isinstance(error, ReadTimeoutError):
             raise error
-        new = super().increment(*args, **kwargs)
+        if isinstance(error, ConnectTimeoutError) and not isinstance(error, NewConnectionError):
+            raise MaxRetryError(_pool, url or "", error) from error
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        wait = new.get_retry_after(response) if response is not None else None
+        if wait is None:
+            wait = new.get_backoff_time()
+        if deadline.remaining() - wait < RETRY_MIN_LEFT_S:
+            reason = error or ResponseError(f"no time left to retry after status "
+                                            f"{getattr(response, 'status', '?')}")
+            raise MaxRetryError(_pool, url or "", reason) from error
         if self.budget is not None:
             self.budget.charge()
         return new
@@ -112,31 +135,71 @@ class _BudgetedRetry(Retry):
         return None if value is None else min(value, RETRY_AFTER_CAP_S)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps: causes, contexts, urllib3 reasons, args."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        wrapped = [getattr(current, "reason", None), *current.args, current.__cause__,
+                   current.__context__]
+        todo += [w for w in wrapped if isinstance(w, BaseException)]
+
+
 def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
-    """A short human description of a transport error and its kind ('connect' or 'read')."""
+    """A short human description of a transport error and its kind.
+
+    'connect': nothing answered (DNS, refused, connect timeout, TLS never completed); at
+    the preflight this stops the run. 'read': the target answered, then broke the exchange.
+    The description names the innermost cause (a reset, a malformed status line...), which
+    urllib3 and requests wrap two or three times.
+    """
+    causes = list(_causes(exc))
     text = str(exc)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+
+    def first(*types: type[BaseException]) -> BaseException | None:
+        return next((c for c in causes if isinstance(c, types)), None)
+
+    if any(isinstance(c, TimeoutError) and "handshake" in str(c) for c in causes):
+        return (f"TLS handshake did not complete within {timeout:g}s (the target accepted the "
+                "connection, then stalled)"), "connect"
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or (
+            first(ConnectTimeoutError) and not first(NewConnectionError)):
         return f"could not connect within {timeout:g}s (connect timeout)", "connect"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    if isinstance(exc, requests.exceptions.ReadTimeout) or first(ReadTimeoutError):
         return f"no response within {timeout:g}s (read timeout)", "read"
     if isinstance(exc, requests.exceptions.SSLError):
         hint = ("; if the target uses a private CA, set tls.ca_bundle"
                 if "CERTIFICATE_VERIFY_FAILED" in text else "")
         return f"TLS handshake failed: {text[:200]}{hint}", "connect"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        lowered = text.lower()
-        if "name or service not known" in lowered or "nodename nor servname" in lowered \
-                or "failed to resolve" in lowered or "name resolution" in lowered:
-            return "the host name does not resolve (DNS)", "connect"
-        if "refused" in lowered:
-            return "connection refused (nothing listens on that port)", "connect"
-        if "newconnectionerror" in lowered or ("max retries exceeded" in lowered and "connect" in lowered):
-            return f"could not connect: {text[:200]}", "connect"
-        return f"connection broken: {text[:200]}", "read"
+    if (too_long := first(http.client.LineTooLong)) is not None:
+        return f"malformed response: a line too long ({too_long})", "read"
+    if first(http.client.RemoteDisconnected) is not None:  # a BadStatusLine, a reset too
+        return "the target closed the connection without a response", "read"
+    if (status := first(http.client.BadStatusLine)) is not None:
+        return f"malformed response: bad status line {str(status)[:100]!r}", "read"
+    if (other := first(http.client.HTTPException)) is not None and "headers" in str(other):
+        return f"malformed response: too many headers ({other})", "read"
+    if first(ConnectionResetError) is not None:
+        return "connection reset by the target", "read"
+    lowered = text.lower()
+    if first(NameResolutionError) or "name or service not known" in lowered \
+            or "nodename nor servname" in lowered or "name resolution" in lowered:
+        return "the host name does not resolve (DNS)", "connect"
+    if first(ConnectionRefusedError) or "refused" in lowered:
+        return "connection refused (nothing listens on that port)", "connect"
+    if first(NewConnectionError):
+        return f"could not connect: {text[:200]}", "connect"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return f"connection reset mid-response: {text[:200]}", "read"
+        return f"connection broken mid-response: {text[:200]}", "read"
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         return f"response body could not be decoded: {text[:200]}", "read"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return f"connection broken: {text[:200]}", "read"
     return f"{type(exc).__name__}: {text[:200]}", "read"
 
 
@@ -191,6 +254,18 @@ class Target:
         hosts |= {hp.rpartition(":")[0].strip("[]") for hp in self.settings.get("tls.hosts", []) or []}
         return frozenset(h.lower() for h in hosts if h)
 
+    @property
+    def retries_every_method(self) -> bool:
+        """Whether a POST/PUT/PATCH/DELETE that hit a reset, a 429 or a 5xx is retried too.
+
+        In passive mode (the default) every such request is one a correct target must
+        refuse (a forged token, a bad signature, a malformed body), or the harmless ping of
+        the webhook positive control: sending it again changes nothing a correct target
+        keeps, and not retrying it would turn a hiccup into a "cannot judge" or, for a 503,
+        into a false failure. In active mode they may change state: never retried.
+        """
+        return not self.settings.active
+
     def url_for(self, path: str) -> str:
         """An absolute URL for a probe path; paths are appended to the base URL's own path."""
         if path.startswith(("http://", "https://")):
@@ -214,9 +289,13 @@ class Target:
             session.verify = str(bundle)
         retries = int(self.settings.get("retries"))
         retry_class = type("BudgetedRetry", (_BudgetedRetry,), {"budget": self.budget})
+        # Each kind of hiccup (a connection that fails, a response that breaks, a 429/5xx)
+        # gets its own `retries`: a reset followed by a 503 is two hiccups, not an outage.
+        # The exchange deadline and the budget bound the whole.
         retry = retry_class(
-            total=retries, connect=retries, read=retries, status=retries, redirect=0,
-            allowed_methods=IDEMPOTENT, status_forcelist=(429, 502, 503, 504),
+            total=None, connect=retries, read=retries, status=retries, other=retries, redirect=0,
+            allowed_methods=None if self.retries_every_method else IDEMPOTENT,
+            status_forcelist=(429, 502, 503, 504),
             backoff_factor=0.2, respect_retry_after_header=True, raise_on_status=False,
             raise_on_redirect=False,
         )
@@ -310,8 +389,12 @@ class Target:
         method, body = probe.method, probe.body
         redirects: list[tuple[int, str]] = []
         self._check_allowed(url)
+        # One deadline for the probe, its redirects included: six slow hops must not make
+        # six deadlines.
+        until = time.monotonic() + self.exchange_deadline
         while True:
-            exchange, location = self._send_once(method, url, {**headers, **secret_headers}, body)
+            exchange, location = self._send_once(method, url, {**headers, **secret_headers}, body,
+                                                 until)
             exchange = _replace(exchange, redirects=tuple(redirects))
             if location is None or not probe.follow_redirects or exchange.status is None:
                 return exchange
@@ -328,6 +411,10 @@ class Target:
                                                "outside the allowlist")
             if len(redirects) >= MAX_REDIRECTS:
                 return _replace(exchange, note=f"stopped after {MAX_REDIRECTS} redirects (a loop?)")
+            if until - time.monotonic() < RETRY_MIN_LEFT_S:
+                return _replace(exchange, note=f"redirect to {self.masker.url(next_url)} not followed: "
+                                               f"the redirects took the {self.exchange_deadline:g}s "
+                                               "deadline")
             if not _same_origin(url, next_url):
                 # Another host (even an allowed one) or another port never receives our
                 # credentials: neither the configured secret nor a check's own auth headers.
@@ -343,65 +430,91 @@ class Target:
         custom = str(self.settings.get("auth.header") or "").lower()
         return name in SECRET_HEADERS or name == custom
 
-    def _send_once(self, method: str, url: str, headers: dict[str, str],
-                   body: bytes) -> tuple[Exchange, str | None]:
+    def _send_once(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                   until: float) -> tuple[Exchange, str | None]:
         self.budget.charge()
         sent_headers = {"User-Agent": USER_AGENT, **headers}
         base: dict[str, Any] = dict(
             method=method, url=url, request_headers=tuple(self.masker.headers(sent_headers)),
             request_body=body, masker=self.masker)
         start = time.monotonic()
-        with deadline.deadline(self.exchange_deadline) as cut:
-            try:
-                response = self.session.request(
-                    method, url, headers=headers, data=body or None, stream=True,
-                    allow_redirects=False, timeout=(self.timeout, self.timeout))
-            except (BudgetExceeded, OffAllowlist):
-                raise
-            except (requests.exceptions.RequestException, OSError, ValueError,
-                    http.client.HTTPException) as exc:
-                error, kind = describe_error(exc, self.timeout)
-                if cut.expired:
-                    error = (f"no complete response within {self.exchange_deadline:g}s: the target "
-                             "kept the connection open without finishing its headers")
-                return Exchange(**base, error=error, error_kind=kind,
-                                elapsed_ms=(time.monotonic() - start) * 1000), None
-            elapsed = (time.monotonic() - start) * 1000
+        retryable = method in IDEMPOTENT or self.retries_every_method
+        retries_left = int(self.settings.get("retries")) if retryable else 0
+        with deadline.deadline(until - start) as cut:
+            while True:
+                exchange, location, broken = self._attempt(method, url, headers, body, base, start, cut)
+                # A response that broke off mid-body (a reset) is retried like one that broke
+                # before its status line, within the same deadline; urllib3's Retry only
+                # sees the latter, since the body is read after it hands the response over.
+                if not broken or retries_left <= 0 or cut.remaining() < RETRY_MIN_LEFT_S:
+                    return exchange, location
+                retries_left -= 1
+                self.budget.charge()
+
+    def _attempt(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                 base: dict[str, Any], start: float,
+                 cut: deadline.Watch) -> tuple[Exchange, str | None, bool]:
+        """One request (with urllib3's retries) and its body: (exchange, Location, broke off)."""
+        try:
+            response = self.session.request(
+                method, url, headers=headers, data=body or None, stream=True,
+                allow_redirects=False, timeout=(self.timeout, self.timeout))
+        except (BudgetExceeded, OffAllowlist):
+            raise
+        except (requests.exceptions.RequestException, OSError, ValueError,
+                http.client.HTTPException) as exc:
+            error, kind = describe_error(exc, self.timeout)
             if cut.expired:
-                # http.client takes a cut-off header block for a complete one: never judge it.
-                response.close()
-                return Exchange(**base, error=(
-                    f"no complete response within {self.exchange_deadline:g}s: the target kept "
-                    "sending headers without finishing them"), error_kind="read",
-                    elapsed_ms=elapsed), None
-            return self._finish(response, base, method, start, elapsed, cut)
+                error = (f"no complete response within {self.exchange_deadline:g}s: the target "
+                         "kept the connection open without finishing its headers")
+            return Exchange(**base, error=error, error_kind=kind,
+                            elapsed_ms=(time.monotonic() - start) * 1000), None, False
+        # The answer's latency: from the start of the attempt that got it, not from before
+        # the retries (a Retry-After wait is the target's hiccup, not its response time).
+        elapsed = (time.monotonic() - (cut.attempt_started or start)) * 1000
+        if cut.expired:
+            # http.client takes a cut-off header block for a complete one: never judge it.
+            response.close()
+            return Exchange(**base, error=(
+                f"no complete response within {self.exchange_deadline:g}s: the target kept "
+                "sending headers without finishing them"), error_kind="read",
+                elapsed_ms=elapsed), None, False
+        return self._finish(response, base, method, elapsed, cut)
 
     @property
     def exchange_deadline(self) -> float:
-        """The hard limit for one exchange, retries and body included (timeout_s + 1 s)."""
+        """The hard limit for one probe: retries, redirects and body included (timeout_s + 1 s)."""
         return self.timeout + 1.0
 
     def _finish(self, response: requests.Response, base: dict[str, Any], method: str,
-                start: float, elapsed: float, cut: deadline.Watch) -> tuple[Exchange, str | None]:
+                elapsed: float, cut: deadline.Watch) -> tuple[Exchange, str | None, bool]:
         try:
-            data, truncated, error = self._read_body(response, method, start)
+            data, truncated, note, broken = self._read_body(response, method, cut.until)
             if cut.expired and truncated:
-                error = (f"body still arriving after {self.exchange_deadline:g}s; cut "
-                         f"({len(data)} bytes kept)")
+                # The deadline shut the socket: the body was still arriving, nothing broke.
+                note, broken = (f"body still arriving after {self.exchange_deadline:g}s; cut "
+                                f"({len(data)} bytes kept)"), False
             raw_headers = tuple((k, v) for k, v in response.raw.headers.items())
-            exchange = Exchange(**base, status=response.status_code, reason=response.reason or "",
-                                headers=raw_headers, body=data, truncated=truncated,
-                                elapsed_ms=elapsed, note=error)
+            status, reason = response.status_code, response.reason or ""
+            if broken:
+                # Half a response is no answer: a check must not judge an empty or partial
+                # body as if it were the target's (a health page cut to nothing "passes").
+                error = f"incomplete response: '{status} {reason}', then {note}"
+                return Exchange(**base, headers=raw_headers, body=data, truncated=True,
+                                elapsed_ms=elapsed, error=error, error_kind="read"), None, True
+            exchange = Exchange(**base, status=status, reason=reason, headers=raw_headers, body=data,
+                                truncated=truncated, elapsed_ms=elapsed, note=note)
             location = response.headers.get("Location") if response.is_redirect else None
-            return exchange, location
+            return exchange, location, False
         finally:
             response.close()
 
-    def _read_body(self, response: requests.Response, method: str, start: float) -> tuple[bytes, bool, str]:
+    def _read_body(self, response: requests.Response, method: str,
+                   until: float) -> tuple[bytes, bool, str, bool]:
+        """(body, truncated, note, broke off): the body up to the cap and the deadline."""
         if method == "HEAD":
-            return b"", False, ""
+            return b"", False, "", False
         cap = int(self.settings.get("max_body_bytes"))
-        until = start + self.exchange_deadline
         chunks: list[bytes] = []
         size = 0
         try:
@@ -409,14 +522,15 @@ class Target:
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > cap:
-                    return b"".join(chunks)[:cap], True, f"body cut at {cap} bytes (max_body_bytes)"
+                    return (b"".join(chunks)[:cap], True, f"body cut at {cap} bytes (max_body_bytes)",
+                            False)
                 if time.monotonic() > until:
                     return (b"".join(chunks), True,
-                            f"body still arriving after {self.exchange_deadline:g}s; cut")
+                            f"body still arriving after {self.exchange_deadline:g}s; cut", False)
         except (requests.exceptions.RequestException, OSError) as exc:
             error, _ = describe_error(exc, self.timeout)
-            return b"".join(chunks), True, f"body incomplete: {error}"
-        return b"".join(chunks), False, ""
+            return b"".join(chunks), True, f"{size} bytes of the body: {error}", True
+        return b"".join(chunks), False, "", False
 
     # -- lifecycle -----------------------------------------------------------------------
     def preflight(self) -> Exchange:

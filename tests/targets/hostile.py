@@ -23,7 +23,6 @@ import json
 import socket
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -140,6 +139,13 @@ def redirect_loop(conn: Conn, _h: Hostile) -> None:
               "Connection: close\r\n\r\n")
 
 
+def slow_redirect_loop(conn: Conn, _h: Hostile) -> None:
+    """A loop whose every hop answers just inside the read timeout: each hop alone is fine."""
+    conn.wait(0.8)
+    conn.send("HTTP/1.1 302 Found\r\nLocation: /slow-redirect-loop\r\nContent-Length: 0\r\n"
+              "Connection: close\r\n\r\n")
+
+
 def foreign_redirect(conn: Conn, h: Hostile) -> None:
     conn.send(f"HTTP/1.1 302 Found\r\nLocation: {h.foreign_url}/landing\r\nContent-Length: 0\r\n"
               "Connection: close\r\n\r\n")
@@ -202,12 +208,13 @@ BEHAVIOURS: tuple[Case, ...] = (
     Case("2 GB body", "/huge", huge_body, "body cut at"),
     Case("gzip bomb", "/gzip-bomb", gzip_bomb, "body cut at"),
     Case("redirect loop", "/redirect-loop", redirect_loop, "stopped after 5 redirects"),
+    Case("slow redirect loop", "/slow-redirect-loop", slow_redirect_loop, "not followed: the redirects took"),
     Case("foreign redirect", "/foreign", foreign_redirect, "not followed: it is outside the allowlist"),
-    Case("reset mid-response", "/reset", reset_mid_body, "connection reset"),
-    Case("malformed status line", "/bad-status", bad_status, "malformed status line"),
-    Case("10,000 headers", "/many-headers", many_headers, "too many headers"),
+    Case("reset mid-response", "/reset", reset_mid_body, "connection reset by the target"),
+    Case("malformed status line", "/bad-status", bad_status, "malformed response: bad status line"),
+    Case("10,000 headers", "/many-headers", many_headers, "malformed response: too many headers"),
     Case("invalid UTF-8", "/invalid-utf8", invalid_utf8, ""),
-    Case("1 MB header line", "/long-header", long_header, "header line too long"),
+    Case("1 MB header line", "/long-header", long_header, "malformed response: a line too long"),
 )
 ROUTES: dict[str, Behaviour] = {"/ok": ok, **{case.path: case.behaviour for case in BEHAVIOURS}}
 
@@ -357,8 +364,3 @@ def serve_hostile() -> Iterator[Hostile]:
     finally:
         for server in servers:
             server.close()
-
-
-def wait_quiet(seconds: float = 0.0) -> None:
-    """Let server threads notice a hang-up (a helper for tests that count bytes sent)."""
-    time.sleep(seconds)

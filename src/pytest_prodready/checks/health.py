@@ -8,6 +8,7 @@ from typing import Any
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import health_paths
 from pytest_prodready.config import Settings
+from pytest_prodready.errors import CannotJudge
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.registry import check
 from pytest_prodready.target import Probe
@@ -115,5 +116,10 @@ def version_exposed(ctx: Context) -> None:
         if found:
             ctx.passed(f"{ex.where} publishes {found}")
             return
+    unanswered = [ex for ex in ctx.exchanges if ex.status is None or ex.status == 429]
+    if unanswered:
+        # The version may live exactly where we got no answer: no false "not found".
+        raise CannotJudge(f"no version found, but {unanswered[0].where} got no usable answer "
+                          f"({unanswered[0].error or 'rate limited'})")
     ctx.fail(f"no version or commit found at {', '.join(version_paths(ctx.settings))} "
              "(set version_paths if it lives elsewhere)")

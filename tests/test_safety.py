@@ -20,7 +20,7 @@ import pytest
 from conftest import METRICS_TOKEN_ENV, TOKEN_ENV, webapp_toml
 from flask import Flask, Response, request
 
-from pytest_prodready.config import DEFAULTS
+from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.errors import BudgetExceeded
 from pytest_prodready.masking import Masker
 from pytest_prodready.target import Probe, Target
@@ -487,6 +487,31 @@ def test_an_exchange_shown_by_pytest_is_masked(target_for: Callable[..., Target]
     assert VALID_TOKEN in exchange.text  # the target did echo it
     assert VALID_TOKEN not in repr(exchange)
     assert URL_CANARY not in repr(exchange)
+
+
+COOKIE_CANARY = "ck-canary-5e0b7d2a91"
+
+
+def test_a_session_cookie_from_config_is_masked_wherever_the_target_echoes_it() -> None:
+    """An identity's cookie (identities.NAME.cookie_env) sent as a credential and echoed back
+    by the target, in a header and the body, never shows in rendered or serialised evidence."""
+    app = Flask("cookie_echo")
+
+    @app.route("/whoami")
+    def whoami() -> Response:
+        cookie = request.headers.get("Cookie", "")
+        return Response(f"you sent: {cookie}", 200, headers={"X-Echo-Cookie": cookie,
+                                                             "Set-Cookie": f"{cookie}; Path=/"})
+
+    with serve_app(app) as url:
+        settings = Settings(values={**DEFAULTS, "base_url": url,
+                                    "identities": {"alice": {"cookie_env": "ALICE_COOKIE"}}},
+                            secrets={"identities.alice.cookie_env": f"sid={COOKIE_CANARY}"}, sources={})
+        with Target(settings) as target:
+            exchange = target.fetch(Probe.get("/whoami", credential="identities.alice.cookie_env"))
+    assert COOKIE_CANARY in exchange.text  # it really went out and came back
+    shown = exchange.render() + json.dumps(exchange.to_dict()) + repr(exchange)
+    assert COOKIE_CANARY not in shown, shown
 
 
 # -- 5. a target that is down -------------------------------------------------------------

@@ -205,16 +205,18 @@ def _password(url: str) -> str:
         return ""
 
 
-def leaked_values(ex: Exchange, *, assignments: bool = False) -> list[str]:
+def leaked_values(ex: Exchange, *, assignments: bool = False,
+                  found: list[tuple[str, str]] | None = None) -> list[str]:
     """The values a response leaks, to be masked in every output from here on.
 
     Matched credentials; the body of a private key (its BEGIN line is kept: it is the
     evidence, not the secret); with `assignments`, the values of secret-named KEY=value
-    lines, for a served .env or config file.
+    lines, for a served .env or config file. `found`: find_secrets(ex), when the caller
+    already has it (the scan is the costly part on a large body).
     """
     text = ex.text
     values = []
-    for kind, value in find_secrets(ex):
+    for kind, value in find_secrets(ex) if found is None else found:
         if kind != "private key":
             values.append(value)
         if kind == "database URL with password":
@@ -241,9 +243,10 @@ def secrets_in_responses(ctx: Context) -> None:
     for ex in ctx.responses():
         # The leaked values are masked in every output from here on; the message shows
         # only their kind and first characters.
-        for value in leaked_values(ex):
+        found = find_secrets(ex)
+        for value in leaked_values(ex, found=found):
             ctx.target.masker.add(value)
-        for kind, value in find_secrets(ex):
+        for kind, value in found:
             findings.append(f"{kind} '{value[:4]}…' in {ex.where}")
             if ex not in evidence:
                 evidence.append(ex)

@@ -295,7 +295,10 @@ _BASE_FIELDS: dict[str, Any] = {
     "authz": Table({"list_paths": list_of(path)}),
     "csrf": Table({"endpoints": list_of(endpoint), "identity": string}),
     "metrics": Table({"path": path, "token_env": env_name}),
-    "tls": Table({"ca_bundle": string, "http_url": url, "min_days": integer(0), "hosts": list_of(host_port)}),
+    "tls": Table({"ca_bundle": string, "http_url": url, "min_days": integer(0), "hosts": list_of(host_port),
+                  # false for a deliberately HTTP-only internal service: no https:// is tried
+                  "require_https": boolean}),
+    "cookies": Table({"paths": list_of(path)}),  # pages that set cookies (a login page)
     "webhooks": TableOf(Table({
         "path": path,
         "scheme": one_of("stripe", "github", "slack", "standard", "hmac-sha1", "hmac-sha256", "hmac-sha512"),
@@ -325,7 +328,9 @@ _BASE_FIELDS: dict[str, Any] = {
         "redis": list_of(host_port), "postgres": list_of(host_port),
     }),
     "exposure": Table({"allow": list_of(path), "extra_paths": list_of(path)}),
-    "errors": Table({"json_endpoints": list_of(endpoint)}),
+    # pages: more pages and routes the errors checks probe with odd input (debug pages
+    # usually show only where something raises)
+    "errors": Table({"json_endpoints": list_of(endpoint), "pages": list_of(endpoint)}),
     "severity": MapOf(severity),
     "waivers": ArrayOf(Table({"id": string, "reason": string, "expires": date},
                              required=("id", "reason"))),

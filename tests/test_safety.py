@@ -350,10 +350,13 @@ def test_a_redirect_to_a_broken_location_is_a_note_not_a_crash(
     for path in ("/ipv6", "/port", "/nan"):
         exchange = seen[path]
         assert (exchange.status is None and "ValueError" in exchange.error) or \
-            "not a valid URL" in exchange.note, (path, exchange)
+            "not followed: it cannot be parsed" in exchange.note, (path, exchange)
     assert seen["/scheme"].status == 302
-    assert seen["/scheme"].note == "redirect to file:///etc/passwd not followed: it is outside the allowlist"
-    assert (seen["/ansi"].status, seen["/ansi"].text) == (200, "ok")  # same origin: followed
+    assert seen["/scheme"].note == ("redirect to 'file:///etc/passwd' not followed: its scheme "
+                                   "'file' is not http or https")
+    # A control character in a Location is refused (no legitimate redirect needs one, and
+    # URL parsers disagree on them), same origin or not.
+    assert seen["/ansi"].status == 302 and "not followed: it contains the character" in seen["/ansi"].note
     assert "\x1b" not in seen["/ansi"].render()
     assert "access_token=abc" not in seen["/ansi"].render()
 

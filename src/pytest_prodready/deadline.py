@@ -31,7 +31,7 @@ class DeadlineExceeded(OSError):
     """The exchange outlived its deadline; its sockets were shut down."""
 
 
-@dataclass
+@dataclass(eq=False)  # hashable by identity: a client keeps its in-flight watches in a set
 class Watch:
     sockets: list[socket.socket] = field(default_factory=list)
     expired: bool = False

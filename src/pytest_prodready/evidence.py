@@ -33,6 +33,8 @@ class Exchange:
     error_kind: str = ""  # 'connect' (nothing answered) or 'read' (it broke mid-way)
     # Redirects followed on the way, as (status, location) pairs; a refused hop is noted.
     redirects: tuple[tuple[int, str], ...] = ()
+    # The responses of those redirects, in order (a login flow sets its cookie on a 302).
+    hops: tuple[Exchange, ...] = ()
     note: str = ""
     masker: Masker = field(default_factory=Masker, repr=False, compare=False)
 
@@ -52,6 +54,10 @@ class Exchange:
     def header_all(self, name: str) -> list[str]:
         lname = name.lower()
         return [value for key, value in self.headers if key.lower() == lname]
+
+    def responses(self) -> tuple[Exchange, ...]:
+        """The redirects' responses and this one: every answer this probe saw."""
+        return (*self.hops, self)
 
     @property
     def text(self) -> str:
@@ -98,8 +104,11 @@ class Exchange:
         lines += [f"> {k}: {v}" for k, v in m.headers(self.request_headers)]
         if self.request_body:
             lines.append("> " + m.text(self.request_body.decode("utf-8", "replace"))[:200])
-        for status, location in self.redirects:
+        for i, (status, location) in enumerate(self.redirects):
             lines.append(f"  (redirect {status} -> {m.url(location)})")
+            if i < len(self.hops):
+                lines += [f"  < {k}: {v}" for k, v in m.headers(self.hops[i].headers)
+                          if k.lower() == "set-cookie"]
         lines.append(f"< {self.status_line}" + (f"  ({self.elapsed_ms:.0f} ms)" if self.status else ""))
         lines += [f"< {k}: {v}" for k, v in m.headers(self.headers)]
         if body and self.body:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import http.client
 import http.cookiejar
+import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 from urllib3.exceptions import (
@@ -34,6 +35,10 @@ from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.errors import BudgetExceeded, OffAllowlist, TargetUnreachable
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.masking import SECRET_HEADERS, Masker
+from pytest_prodready.runshare import Budget, RunShare
+from pytest_prodready.urls import Destination, UnsafeURL, destination, host_of
+
+__all__ = ["Budget", "Probe", "Target", "describe_error"]
 
 USER_AGENT = f"pytest-prodready/{__version__} (production-readiness check)"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -43,6 +48,9 @@ RETRY_AFTER_CAP_S = 5.0  # we honour Retry-After, but never let a target park us
 # the last second of the deadline is for an answer, not for a retry the deadline would cut.
 RETRY_MIN_LEFT_S = 1.0
 CHUNK = 16 * 1024  # small chunks bound what one step of a gzip bomb can inflate to
+# OpenSSL's reasons when an https:// URL reaches a port that speaks plain HTTP.
+PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                      "HTTP_REQUEST", "UNKNOWN_PROTOCOL")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,9 @@ class Probe:
     body: bytes = b""
     credential: str | None = None
     follow_redirects: bool = True
+    # A request a correct target ACCEPTS (the signed webhook control): sent at most once
+    # per run, by one process, never retried.
+    once: bool = False
 
     def __repr__(self) -> str:
         # Header names only: probes carry forged tokens and webhook signatures.
@@ -67,9 +78,10 @@ class Probe:
 
     @classmethod
     def of(cls, method: str, path: str, headers: dict[str, str] | None = None,
-           body: bytes = b"", credential: str | None = None, follow_redirects: bool = True) -> Probe:
+           body: bytes = b"", credential: str | None = None, follow_redirects: bool = True,
+           once: bool = False) -> Probe:
         return cls(method.upper(), path, tuple(sorted((headers or {}).items())), body,
-                   credential, follow_redirects)
+                   credential, follow_redirects, once)
 
     @classmethod
     def get(cls, path: str, headers: dict[str, str] | None = None, **kw: Any) -> Probe:
@@ -82,21 +94,43 @@ class Probe:
         return cls.of(method, path, headers, **kw)
 
 
-class Budget:
-    """A hard cap on requests per run, shared by every thread of the run."""
+class Throttle:
+    """The run's patience with a target that rate-limits the checker itself.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.spent = 0
+    Each probe backing off on its own made a 1,000-endpoint sweep against a 100/minute
+    limiter run for more than 13 minutes at under 1% CPU. So the back-off is bounded per
+    run: at most `wait_budget_s` of Retry-After/backoff sleeping in all, and once
+    `give_up_after` probes have still ended on 429, the rest are not sent (they report
+    "rate limited, cannot judge"). Cancelling (Ctrl-C) wakes every sleeper at once.
+    """
+
+    def __init__(self, wait_budget_s: float, give_up_after: int = 5) -> None:
+        self.wait_budget_s = wait_budget_s
+        self.give_up_after = give_up_after
+        self.waited_s = 0.0
+        self.refused = 0
+        self.cancelled = threading.Event()
         self._lock = threading.Lock()
 
-    def charge(self) -> None:
+    def allow_wait(self, seconds: float) -> bool:
         with self._lock:
-            if self.spent >= self.limit:
-                raise BudgetExceeded(
-                    f"request budget of {self.limit} requests reached (request_budget); "
-                    "raise it in the config, or narrow the run with --prodready-only or -k")
-            self.spent += 1
+            if self.waited_s + seconds > self.wait_budget_s:
+                return False
+            self.waited_s += seconds
+            return True
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.cancelled.wait(seconds)
+
+    def record(self, status: int | None) -> None:
+        if status == 429:
+            with self._lock:
+                self.refused += 1
+
+    @property
+    def gave_up(self) -> bool:
+        return self.refused >= self.give_up_after
 
 
 class _BudgetedRetry(Retry):
@@ -104,12 +138,14 @@ class _BudgetedRetry(Retry):
 
     Never retried: a timeout (connect or read: retrying would multiply the time a check can
     hang; a reset or a 503 is worth one more try, a target that does not answer is not),
-    and any retry whose wait (backoff or Retry-After) would leave less than
-    RETRY_MIN_LEFT_S of the exchange deadline. Then the last answer (a 503, a 429) is
-    returned as it is, or the last error raised.
+    any retry whose wait (backoff or Retry-After) would leave less than RETRY_MIN_LEFT_S of
+    the exchange deadline, and a 429 once the run's back-off allowance (Throttle) is
+    spent. Then the last answer (a 503, a 429) is returned as it is, or the last error
+    raised. A Retry-After urllib3 cannot parse (a year 99999999999 overflows) is ignored.
     """
 
     budget: Budget | None = None
+    throttle: Throttle | None = None
 
     def increment(self, method: str | None = None, url: str | None = None,  # type: ignore[override]
                   response: Any = None, error: Exception | None = None, _pool: Any = None,
@@ -122,17 +158,34 @@ class _BudgetedRetry(Retry):
         wait = new.get_retry_after(response) if response is not None else None
         if wait is None:
             wait = new.get_backoff_time()
-        if deadline.remaining() - wait < RETRY_MIN_LEFT_S:
-            reason = error or ResponseError(f"no time left to retry after status "
-                                            f"{getattr(response, 'status', '?')}")
+        status = getattr(response, "status", "?")
+        out_of_time = deadline.remaining() - wait < RETRY_MIN_LEFT_S
+        out_of_patience = (status == 429 and self.throttle is not None
+                           and not self.throttle.allow_wait(wait))
+        if out_of_time or out_of_patience:
+            reason = error or ResponseError(f"no time left to retry after status {status}")
             raise MaxRetryError(_pool, url or "", reason) from error
         if self.budget is not None:
             self.budget.charge()
         return new
 
+    def parse_retry_after(self, retry_after: str) -> float:
+        try:
+            return float(super().parse_retry_after(retry_after))
+        except Exception:  # InvalidHeader, OverflowError, ValueError: a hostile header
+            return 0.0
+
     def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)
-        return None if value is None else min(value, RETRY_AFTER_CAP_S)
+        return None if value is None else min(max(value, 0.0), RETRY_AFTER_CAP_S)
+
+    def sleep(self, response: Any = None) -> None:
+        wait = self.get_retry_after(response) if response is not None else None
+        seconds = wait if wait else self.get_backoff_time()
+        if self.throttle is not None:
+            self.throttle.sleep(seconds)
+        elif seconds > 0:
+            time.sleep(seconds)
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -172,16 +225,27 @@ def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
         return f"could not connect within {timeout:g}s (connect timeout)", "connect"
     if isinstance(exc, requests.exceptions.ReadTimeout) or first(ReadTimeoutError):
         return f"no response within {timeout:g}s (read timeout)", "read"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or first(ssl.SSLError):
+        inner = first(ssl.SSLError)
+        reason = str(getattr(inner, "verify_message", None) or getattr(inner, "reason", None)
+                     or inner or text)
+        if any(r in reason.upper() for r in PLAIN_HTTP_REASONS):
+            return ("TLS handshake failed: the port answers in plain HTTP, not TLS; did you mean "
+                    "http://?"), "connect"
         hint = ("; if the target uses a private CA, set tls.ca_bundle"
-                if "CERTIFICATE_VERIFY_FAILED" in text else "")
-        return f"TLS handshake failed: {text[:200]}{hint}", "connect"
+                if "VERIFY" in text.upper() else "")
+        return f"TLS handshake failed: {reason}{hint}", "connect"
     if (too_long := first(http.client.LineTooLong)) is not None:
         return f"malformed response: a line too long ({too_long})", "read"
     if first(http.client.RemoteDisconnected) is not None:  # a BadStatusLine, a reset too
         return "the target closed the connection without a response", "read"
     if (status := first(http.client.BadStatusLine)) is not None:
-        return f"malformed response: bad status line {str(status)[:100]!r}", "read"
+        line = str(status)
+        if line.startswith(("\x15\x03", "\x16\x03")):
+            return "the port speaks TLS, not plain HTTP; did you mean https://?", "read"
+        if line.startswith("SSH-"):
+            return "the port speaks SSH, not HTTP; check the URL's port", "read"
+        return f"malformed response: bad status line {line[:100]!r}", "read"
     if (other := first(http.client.HTTPException)) is not None and "headers" in str(other):
         return f"malformed response: too many headers ({other})", "read"
     if first(ConnectionResetError) is not None:
@@ -203,17 +267,74 @@ def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
     return f"{type(exc).__name__}: {text[:200]}", "read"
 
 
+# How many transport failures in a row (no answer in between) make the run stop sending:
+# a full wave of concurrent probes, at least three.
+BREAKER_MIN = 3
+
+
+class _Untrusted(Exception):
+    """The certificate did not verify; carries OpenSSL's reason, in full."""
+
+
+def _untrusted_reason(exc: BaseException) -> str | None:
+    for cause in _causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return str(cause.verify_message or cause.reason or cause)
+    return None
+
+
+def _insecure_context() -> ssl.SSLContext:
+    """For fetching from a target whose certificate did not verify: nothing is verified and
+    weak keys are accepted (an RSA-1024 leaf is a finding for tls.cert_strength, not a reason
+    to judge nothing else). Only used after a verified handshake failed, and never with a
+    credential."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+class _InsecureAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = _insecure_context()
+        super().init_poolmanager(*args, **kwargs)
+
+
+class _UnverifiedHTTPSConnection(deadline.DeadlineHTTPSConnection):
+    """Marks its (deliberately unverified) connections so urllib3 does not warn per request:
+    the evidence of every such exchange says it was fetched without verification."""
+
+    def connect(self) -> None:
+        super().connect()
+        self.is_verified = True
+
+
+class _UnverifiedPool(deadline.DeadlineHTTPSConnectionPool):
+    ConnectionCls = _UnverifiedHTTPSConnection
+
+
 @dataclass
 class Target:
     """A system under test: base URL, settings, and the safe client that reaches it."""
 
     settings: Settings
     masker: Masker = field(default_factory=Masker)
+    # Run-wide state shared with the other xdist workers (budget, once-only probes, breaker).
+    share: RunShare = field(default_factory=RunShare)
     budget: Budget = field(init=False)
+    throttle: Throttle = field(init=False)
     session: requests.Session = field(init=False)
+    # Why the target's certificate did not verify, once a handshake found out: from then on
+    # probes without credentials are fetched unverified (said so in their evidence).
+    untrusted: str | None = field(init=False, default=None)
+    cancelled: bool = field(init=False, default=False)
+    _sessions: dict[tuple[bool, bool], requests.Session] = field(init=False, default_factory=dict)
     _cache: dict[Probe, Future[Exchange]] = field(init=False, default_factory=dict)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _pool: ThreadPoolExecutor | None = field(init=False, default=None)
+    _inflight: set[deadline.Watch] = field(init=False, default_factory=set)
+    _failures_in_a_row: int = field(init=False, default=0)
 
     def __repr__(self) -> str:
         return f"Target({self.masker.url(self.base_url)!r})"
@@ -221,8 +342,9 @@ class Target:
     def __post_init__(self) -> None:
         for secret in self.settings.secrets.values():
             self.masker.add(secret)
-        self.budget = Budget(int(self.settings.get("request_budget")))
-        self.session = self._make_session()
+        self.budget = self.share.budget(int(self.settings.get("request_budget")))
+        self.throttle = Throttle(wait_budget_s=3 * self.timeout)
+        self.session = self._session(retrying=True, insecure=False)
 
     @classmethod
     def from_url(cls, base_url: str, **values: Any) -> Target:
@@ -244,12 +366,12 @@ class Target:
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
-        hosts = {urlsplit(self.base_url).hostname or ""}
-        hosts |= {h.lower() for h in self.settings.get("allowed_hosts", [])}
+        hosts = {host_of(self.base_url)}
+        hosts |= {h.lower().strip("[]") for h in self.settings.get("allowed_hosts", [])}
         for key in ("tls.http_url",):
             value = self.settings.get(key)
             if value:
-                hosts.add(urlsplit(value).hostname or "")
+                hosts.add(host_of(value))
         # Extra endpoints named in config are part of the target by the user's own word.
         hosts |= {hp.rpartition(":")[0].strip("[]") for hp in self.settings.get("tls.hosts", []) or []}
         return frozenset(h.lower() for h in hosts if h)
@@ -259,10 +381,10 @@ class Target:
         """Whether a POST/PUT/PATCH/DELETE that hit a reset, a 429 or a 5xx is retried too.
 
         In passive mode (the default) every such request is one a correct target must
-        refuse (a forged token, a bad signature, a malformed body), or the harmless ping of
-        the webhook positive control: sending it again changes nothing a correct target
-        keeps, and not retrying it would turn a hiccup into a "cannot judge" or, for a 503,
-        into a false failure. In active mode they may change state: never retried.
+        refuse (a forged token, a bad signature, a malformed body): sending it again
+        changes nothing a correct target keeps, and not retrying it would turn a hiccup
+        into a "cannot judge" or, for a 503, into a false failure. A request a correct
+        target accepts (Probe.once) is never retried; in active mode nothing with a body is.
         """
         return not self.settings.active
 
@@ -272,7 +394,19 @@ class Target:
             return path
         return self.base_url.rstrip("/") + (path if path.startswith("/") else "/" + path)
 
-    def _make_session(self) -> requests.Session:
+    def _session(self, *, retrying: bool, insecure: bool) -> requests.Session:
+        """The session for a kind of request, made on first use.
+
+        retrying: urllib3 retries hiccups (a once-only probe has none); insecure: after the
+        certificate failed to verify, for probes without credentials.
+        """
+        key = (retrying, insecure)
+        with self._lock:
+            if key not in self._sessions:
+                self._sessions[key] = self._make_session(retrying, insecure)
+            return self._sessions[key]
+
+    def _make_session(self, retrying: bool, insecure: bool) -> requests.Session:
         session = requests.Session()
         # No proxies, .netrc or CA bundles from the environment: what is sent, and where,
         # is decided by the config alone.
@@ -285,10 +419,13 @@ class Target:
         # A private CA (tls.ca_bundle, made absolute by the config loader) is what the
         # target's certificates chain to: trust it for every HTTPS probe, not only tls.*.
         bundle = self.settings.get("tls.ca_bundle")
-        if bundle:
+        if insecure:
+            session.verify = False
+        elif bundle:
             session.verify = str(bundle)
-        retries = int(self.settings.get("retries"))
-        retry_class = type("BudgetedRetry", (_BudgetedRetry,), {"budget": self.budget})
+        retries = int(self.settings.get("retries")) if retrying else 0
+        retry_class = type("BudgetedRetry", (_BudgetedRetry,),
+                           {"budget": self.budget, "throttle": self.throttle})
         # Each kind of hiccup (a connection that fails, a response that breaks, a 429/5xx)
         # gets its own `retries`: a reset followed by a 503 is two hiccups, not an outage.
         # The exchange deadline and the budget bound the whole.
@@ -300,9 +437,13 @@ class Target:
             raise_on_redirect=False,
         )
         pool = int(self.settings.get("max_concurrency"))
-        adapter = requests.adapters.HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool)
+        adapter_class = _InsecureAdapter if insecure else requests.adapters.HTTPAdapter
+        adapter = adapter_class(max_retries=retry, pool_connections=4, pool_maxsize=pool)
         # Connections whose sockets a deadline can cut (see deadline.py).
-        adapter.poolmanager.pool_classes_by_scheme = dict(deadline.POOL_CLASSES)
+        classes = dict(deadline.POOL_CLASSES)
+        if insecure:
+            classes["https"] = _UnverifiedPool
+        adapter.poolmanager.pool_classes_by_scheme = classes
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         return session
@@ -369,100 +510,216 @@ class Target:
         Every connection a check opens goes through here or through `send`, so the safety
         rules hold for every family, not only the HTTP ones.
         """
-        if host.lower() not in self.allowed_hosts:
+        if host.lower().strip("[]") not in self.allowed_hosts:
             raise OffAllowlist(f"refused to connect to {host!r}: it is not the target's host nor "
                                "in allowed_hosts")
         self.budget.charge()
 
-    def _check_allowed(self, url: str) -> None:
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in self.allowed_hosts:
+    def _destination(self, url: str) -> Destination:
+        """Where `url` really connects (see urls.py), refused when off the allowlist."""
+        try:
+            dest = destination(url)
+        except UnsafeURL as exc:
+            raise OffAllowlist(f"refused to send a request to {self.masker.url(url)!r}: {exc}") from None
+        if dest.host not in self.allowed_hosts:
             raise OffAllowlist(
-                f"refused to send a request to {host!r}: it is not the target's host nor in "
+                f"refused to send a request to {dest.host!r}: it is not the target's host nor in "
                 "allowed_hosts")
+        return dest
 
     def send(self, probe: Probe) -> Exchange:
-        """Send one probe now (no cache), following same-allowlist redirects by hand."""
+        """Send one probe now (no cache). Nothing but the run's own stops escapes from here:
+        whatever the HTTP stack raises on hostile input becomes a named transport error."""
+        if probe.once:
+            return self._send_once_per_run(probe)
+        return self._send_guarded(probe)
+
+    def _send_guarded(self, probe: Probe) -> Exchange:
         url = self.url_for(probe.path)
+        stop = self._not_sending()
+        if stop:
+            return Exchange(method=probe.method, url=url, request_headers=(), masker=self.masker,
+                            error=stop, error_kind="connect")
+        try:
+            exchange = self._send(probe, url)
+        except (BudgetExceeded, OffAllowlist, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the boundary: a bug or a hostile answer, never a crash
+            exchange = Exchange(method=probe.method, url=url, request_headers=(), masker=self.masker,
+                                error=f"the client failed on this exchange ({type(exc).__name__}: "
+                                      f"{str(exc)[:200]})", error_kind="read")
+        self._breaker(exchange)
+        self.throttle.record(exchange.status)
+        self._discover(exchange)
+        return exchange
+
+    def _send_once_per_run(self, probe: Probe) -> Exchange:
+        key = repr((probe.method, probe.path, probe.headers, probe.body, probe.credential)).encode()
+
+        def portable() -> dict[str, Any]:
+            exchange = self._send_guarded(probe)
+            return {f.name: getattr(exchange, f.name) for f in fields(exchange) if f.name != "masker"}
+
+        state = self.share.once(key, portable, wait_s=self.exchange_deadline * 2 + 5)
+        if state is None:
+            return Exchange(method=probe.method, url=self.url_for(probe.path), request_headers=(),
+                            masker=self.masker, error="another worker of this run sent this "
+                            "request and its answer did not arrive in time", error_kind="read")
+        return Exchange(**state, masker=self.masker)
+
+    def _not_sending(self) -> str:
+        """Why no request is sent any more in this run ('' when requests go out)."""
+        if self.cancelled:
+            return "not sent: the run was interrupted"
+        tripped = self.share.tripped()
+        if tripped:
+            return f"not sent: {tripped}"
+        if self.throttle.gave_up:
+            return (f"not sent: the target is rate-limiting the checker ({self.throttle.refused} "
+                    "probes still got 429 after backing off); cannot judge. Lower max_concurrency, "
+                    "or allow-list the checker's address for the run")
+        return ""
+
+    def _breaker(self, exchange: Exchange) -> None:
+        """Stop the run's requests after a wave of transport failures with no answer between."""
+        failed = exchange.status is None and not exchange.error.startswith("not sent")
+        with self._lock:
+            self._failures_in_a_row = self._failures_in_a_row + 1 if failed else 0
+            count = self._failures_in_a_row
+        threshold = max(BREAKER_MIN, int(self.settings.get("max_concurrency")))
+        if failed and count >= threshold and not self.share.tripped():
+            self.share.trip(f"the target stopped answering ({count} exchanges in a row failed; "
+                            f"the last: {self.masker.text(exchange.error)})")
+
+    def _discover(self, exchange: Exchange) -> None:
+        """Secrets the target shows (a key in a page, a DSN in an error) join the masker at
+        fetch time, before anything is rendered: the order of the checks never matters."""
+        try:
+            from pytest_prodready.leaks import find_leaks
+        except ImportError:  # pragma: no cover - the rule set is part of the package
+            return
+        texts = [exchange.text] if exchange.body else []
+        texts += [value for _, value in exchange.headers]
+        for text in texts:
+            for leak in find_leaks(text):
+                self.masker.add(leak.value)
+
+    def _send(self, probe: Probe, url: str) -> Exchange:
+        """The probe and the redirects it follows, within one deadline."""
         headers = dict(probe.headers)
         secret_headers = self.credential_headers(probe.credential) if probe.credential else {}
         method, body = probe.method, probe.body
         redirects: list[tuple[int, str]] = []
-        self._check_allowed(url)
+        hops: list[Exchange] = []
+        dest = self._destination(url)
         # One deadline for the probe, its redirects included: six slow hops must not make
         # six deadlines.
         until = time.monotonic() + self.exchange_deadline
         while True:
-            exchange, location = self._send_once(method, url, {**headers, **secret_headers}, body,
-                                                 until)
-            exchange = _replace(exchange, redirects=tuple(redirects))
+            sent = {**headers, **secret_headers}
+            exchange, location = self._send_one(method, dest.url, sent, body, until,
+                                                retrying=not probe.once,
+                                                credentialed=bool(secret_headers) or any(
+                                                    self._carries_secret(k) for k in headers))
+            exchange = _replace(exchange, redirects=tuple(redirects), hops=tuple(hops))
             if location is None or not probe.follow_redirects or exchange.status is None:
                 return exchange
             try:
-                next_url = urljoin(url, location)
-                next_host = (urlsplit(next_url).hostname or "").lower()
-                _same_origin(url, next_url)  # parses the port: a bad one raises here
-            except ValueError:
+                next_dest = destination(urljoin(dest.url, location))
+            except UnsafeURL as exc:
                 return _replace(exchange, note=f"redirect to {self.masker.url(location)!r} not "
-                                               "followed: it is not a valid URL")
-            if next_host not in self.allowed_hosts or urlsplit(next_url).scheme not in ("http", "https"):
-                where = next_host or self.masker.url(next_url)
-                return _replace(exchange, note=f"redirect to {where} not followed: it is "
+                                               f"followed: {exc}")
+            if next_dest.host not in self.allowed_hosts:
+                return _replace(exchange, note=f"redirect to {next_dest.host} not followed: it is "
                                                "outside the allowlist")
             if len(redirects) >= MAX_REDIRECTS:
                 return _replace(exchange, note=f"stopped after {MAX_REDIRECTS} redirects (a loop?)")
             if until - time.monotonic() < RETRY_MIN_LEFT_S:
-                return _replace(exchange, note=f"redirect to {self.masker.url(next_url)} not followed: "
-                                               f"the redirects took the {self.exchange_deadline:g}s "
-                                               "deadline")
-            if not _same_origin(url, next_url):
+                return _replace(exchange, note=f"redirect to {self.masker.url(next_dest.url)} not "
+                                               f"followed: the redirects took the "
+                                               f"{self.exchange_deadline:g}s deadline")
+            if not dest.same_origin(next_dest):
                 # Another host (even an allowed one) or another port never receives our
                 # credentials: neither the configured secret nor a check's own auth headers.
                 secret_headers = {}
                 headers = {k: v for k, v in headers.items() if not self._carries_secret(k)}
-            redirects.append((int(exchange.status), next_url))
+            redirects.append((int(exchange.status), next_dest.url))
+            hops.append(_replace(exchange, redirects=(), hops=()))
             if exchange.status == 303 or (exchange.status in (301, 302) and method == "POST"):
                 method, body = "GET", b""
-            url = next_url
+            dest = next_dest
 
     def _carries_secret(self, header: str) -> bool:
         name = header.lower()
         custom = str(self.settings.get("auth.header") or "").lower()
         return name in SECRET_HEADERS or name == custom
 
-    def _send_once(self, method: str, url: str, headers: dict[str, str], body: bytes,
-                   until: float) -> tuple[Exchange, str | None]:
+    def _send_one(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                  until: float, *, retrying: bool, credentialed: bool) -> tuple[Exchange, str | None]:
+        """One hop; when the certificate does not verify, the same hop unverified (never with
+        a credential: a secret goes only over TLS we could verify)."""
+        try:
+            return self._send_hop(method, url, headers, body, until, retrying=retrying)
+        except _Untrusted as untrusted:
+            with self._lock:
+                self.untrusted = self.untrusted or str(untrusted)
+        if credentialed:
+            return Exchange(method=method, url=url, request_headers=tuple(self.masker.headers(headers)),
+                            masker=self.masker, error_kind="connect",
+                            error=(f"not sent: the certificate does not verify ({self.untrusted}), and "
+                                   "credentials go only over verified TLS; set tls.ca_bundle to the "
+                                   "CA that signed it")), None
+        return self._send_hop(method, url, headers, body, until, retrying=retrying)
+
+    def _send_hop(self, method: str, url: str, headers: dict[str, str], body: bytes,
+                  until: float, *, retrying: bool) -> tuple[Exchange, str | None]:
         self.budget.charge()
+        insecure = self.untrusted is not None and url.startswith("https:")
+        session = self._session(retrying=retrying, insecure=insecure)
         sent_headers = {"User-Agent": USER_AGENT, **headers}
         base: dict[str, Any] = dict(
             method=method, url=url, request_headers=tuple(self.masker.headers(sent_headers)),
             request_body=body, masker=self.masker)
         start = time.monotonic()
-        retryable = method in IDEMPOTENT or self.retries_every_method
+        retryable = retrying and (method in IDEMPOTENT or self.retries_every_method)
         retries_left = int(self.settings.get("retries")) if retryable else 0
         with deadline.deadline(until - start) as cut:
-            while True:
-                exchange, location, broken = self._attempt(method, url, headers, body, base, start, cut)
-                # A response that broke off mid-body (a reset) is retried like one that broke
-                # before its status line, within the same deadline; urllib3's Retry only
-                # sees the latter, since the body is read after it hands the response over.
-                if not broken or retries_left <= 0 or cut.remaining() < RETRY_MIN_LEFT_S:
-                    return exchange, location
-                retries_left -= 1
-                self.budget.charge()
+            with self._lock:
+                self._inflight.add(cut)
+            try:
+                while True:
+                    exchange, location, broken = self._attempt(session, method, url, headers, body,
+                                                               base, start, cut)
+                    # A response that broke off mid-body (a reset) is retried like one that
+                    # broke before its status line, within the same deadline; urllib3's Retry
+                    # only sees the latter, since the body is read after it hands it over.
+                    if not broken or retries_left <= 0 or cut.remaining() < RETRY_MIN_LEFT_S:
+                        break
+                    retries_left -= 1
+                    self.budget.charge()
+            finally:
+                with self._lock:
+                    self._inflight.discard(cut)
+        if insecure and exchange.status is not None:
+            exchange = _replace(exchange, note="; ".join(filter(None, (
+                exchange.note, f"fetched without certificate verification ({self.untrusted})"))))
+        return exchange, location
 
-    def _attempt(self, method: str, url: str, headers: dict[str, str], body: bytes,
-                 base: dict[str, Any], start: float,
+    def _attempt(self, session: requests.Session, method: str, url: str, headers: dict[str, str],
+                 body: bytes, base: dict[str, Any], start: float,
                  cut: deadline.Watch) -> tuple[Exchange, str | None, bool]:
         """One request (with urllib3's retries) and its body: (exchange, Location, broke off)."""
         try:
-            response = self.session.request(
+            response = session.request(
                 method, url, headers=headers, data=body or None, stream=True,
                 allow_redirects=False, timeout=(self.timeout, self.timeout))
         except (BudgetExceeded, OffAllowlist):
             raise
         except (requests.exceptions.RequestException, OSError, ValueError,
                 http.client.HTTPException) as exc:
+            reason = _untrusted_reason(exc)
+            if reason is not None and session.verify is not False:
+                raise _Untrusted(reason) from None
             error, kind = describe_error(exc, self.timeout)
             if cut.expired:
                 error = (f"no complete response within {self.exchange_deadline:g}s: the target "
@@ -527,25 +784,51 @@ class Target:
                 if time.monotonic() > until:
                     return (b"".join(chunks), True,
                             f"body still arriving after {self.exchange_deadline:g}s; cut", False)
-        except (requests.exceptions.RequestException, OSError) as exc:
+        except (requests.exceptions.RequestException, OSError, ValueError,
+                http.client.HTTPException) as exc:
             error, _ = describe_error(exc, self.timeout)
             return b"".join(chunks), True, f"{size} bytes of the body: {error}", True
         return b"".join(chunks), False, "", False
 
     # -- lifecycle -----------------------------------------------------------------------
     def preflight(self) -> Exchange:
-        """Fetch the target's page once; raise TargetUnreachable when nothing answers."""
-        exchange = self.fetch(Probe.get(str(self.settings.get("page"))))
-        if exchange.status is None and exchange.error_kind == "connect":
-            raise TargetUnreachable(
-                f"target {self.masker.url(self.base_url)} is unreachable: {exchange.error}. "
-                "Check --prodready-url / base_url, and that the service is up.")
-        return exchange
+        """Fetch the target's page and an unknown path; stop the run when the target is
+        effectively down: nothing answers, every exchange breaks or never finishes, or both
+        answer 502/503/504. One clear message instead of a wall of verdicts."""
+        page, missing = self.fetch_many([Probe.get(str(self.settings.get("page"))),
+                                         Probe.get(PREFLIGHT_MISSING)])
+        where = self.masker.url(self.base_url)
+        if page.status is None and page.error_kind == "connect":
+            raise TargetUnreachable(f"target {where} is unreachable: {page.error}. Check the URL, "
+                                    "and that the service is up.")
+        both = (page, missing)
+        if all(ex.status is None for ex in both):
+            raise TargetUnreachable(f"target {where} answered, but broke every exchange: "
+                                    f"{page.error}. Check the URL and that the service is healthy.")
+        if all(ex.status is not None and ex.truncated and "still arriving" in ex.note for ex in both):
+            raise TargetUnreachable(f"target {where} never finishes its responses ({page.note}); "
+                                    "nothing can be judged.")
+        if all(ex.status in (502, 503, 504) for ex in both):
+            raise TargetUnreachable(f"target {where} answers {page.status} to everything (even after "
+                                    "retrying): it is down or still starting. Run again once it is up.")
+        return page
+
+    def cancel(self) -> None:
+        """Stop now (Ctrl-C): in-flight exchanges are cut, waits end, nothing new is sent."""
+        self.cancelled = True
+        self.throttle.cancelled.set()
+        with self._lock:
+            inflight = list(self._inflight)
+        for watch in inflight:
+            watch.expire()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        self.session.close()
+        for session in self._sessions.values():
+            session.close()
 
     def __enter__(self) -> Target:
         return self
@@ -554,25 +837,12 @@ class Target:
         self.close()
 
 
-def _same_origin(url: str, next_url: str) -> bool:
-    """Whether credentials may follow a redirect: same host and port (as requests decides),
-    where an upgrade from http to https on the default ports counts as the same."""
-    a, b = urlsplit(url), urlsplit(next_url)
-    if (a.hostname or "").lower() != (b.hostname or "").lower():
-        return False
-    default = {"http": 80, "https": 443}
-    if (a.scheme, b.scheme) == ("http", "https"):
-        return a.port in (None, 80) and b.port in (None, 443)
-    return a.scheme == b.scheme and (a.port or default.get(a.scheme)) == (b.port or default.get(b.scheme))
+# The unknown path the preflight asks next to the page (the same one errors.* and the
+# soft-404 baseline use, so it costs no extra request in a full run).
+PREFLIGHT_MISSING = "/prodready-nonexistent-3f9c1a7e"
 
 
 def _replace(exchange: Exchange, **changes: Any) -> Exchange:
     from dataclasses import replace
 
     return replace(exchange, **changes)
-
-
-def endpoints_of(entries: Sequence[str], methods: Iterable[str] | None = None) -> list[str]:
-    """Config endpoints ('METHOD /path'), optionally only those with the given methods."""
-    wanted = {m.upper() for m in methods} if methods else None
-    return [e for e in entries if wanted is None or e.partition(" ")[0] in wanted]

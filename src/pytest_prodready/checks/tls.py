@@ -176,7 +176,10 @@ def https_reachable(ctx: Context) -> None:
     ctx.exchanges.append(exchange)
     where = f"GET {ctx.target.masker.url(ctx.target.url_for(page.path))}"
     if exchange.status is not None:
-        ctx.passed(f"HTTPS answers: {where} -> {exchange.status} over {modern.protocol}, {modern.cipher}")
+        unverified = (" (read without certificate verification: the certificate does not verify, "
+                      "see tls.cert_valid)" if "without certificate verification" in exchange.note else "")
+        ctx.passed(f"HTTPS answers: {where} -> {exchange.status} over {modern.protocol}, "
+                   f"{modern.cipher}{unverified}")
         return
     if not exchange.error.startswith("TLS handshake failed"):
         raise TargetError(f"{where}: TLS works ({modern.protocol}) but HTTP did not answer: {exchange.error}")
@@ -191,7 +194,8 @@ def https_reachable(ctx: Context) -> None:
     if answer.status is None:
         raise TargetError(f"{where}: TLS works ({modern.protocol}) but HTTP did not answer: {answer.error}")
     ctx.passed(f"HTTPS answers: {where} -> {answer.status} over {modern.protocol}, {modern.cipher} "
-               f"(the HTTP client does not trust the certificate: see tls.cert_valid)")
+               f"(read without certificate verification: the certificate does not verify, see "
+               f"tls.cert_valid)")
 
 
 def http_url_for(settings: Settings) -> tuple[str, str]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pytest_prodready.target import Target
 
 RUNTIME = pytest.StashKey["Runtime"]()
+RUN_FOLDER = pytest.StashKey[Path]()
 SUITE_NAME = "prodready"
 SEVERITY_CHOICES = ("critical", "high", "medium", "low")
 
@@ -53,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--prodready-report", metavar="PATH", action="append", default=[],
                     type=_report_option,
                     help="write the scorecard; format by suffix .json, .md or .html; repeatable")
+    group.addoption("--prodready-suite", action="store_true", default=False,
+                    help="run the built-in suite even when test paths are given (it joins by "
+                         "itself when pytest is run without paths)")
     group.addoption("--prodready-only", metavar="LIST", default=None,
                     help="run only these categories of the built-in suite, e.g. 'cors,headers'")
     parser.addini("prodready_config", "prodready config file (like --prodready-config)", default=None)
@@ -78,8 +82,9 @@ def _report_option(value: str) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "prodready(category='custom', severity='high'): a live production-readiness check; "
-        "runs only with --prodready and counts in the scorecard")
+        "prodready(category='custom', severity='high', fix=''): a live production-readiness "
+        "check; runs only with --prodready and counts in the scorecard (fix: the remediation "
+        "shown with a failure)")
     config.addinivalue_line(
         "markers", "prodready_active: a check that floods or mutates; needs --prodready-active")
     if not config.getoption("prodready"):
@@ -95,9 +100,32 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "prodready: no target; set base_url in prodready.toml or [tool.prodready], or pass "
             "--prodready-url URL (or PRODREADY_URL)")
-    config.stash[RUNTIME] = Runtime(settings)
+    config.stash[RUNTIME] = Runtime(settings, share=_run_share(config))
+    config.pluginmanager.register(InterruptPlugin(config.stash[RUNTIME]), "prodready-interrupt")
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ScoreboardPlugin(config, settings), "prodready-scoreboard")
+
+
+def _run_share(config: pytest.Config) -> Any:
+    """The run folder: made by the controller (or a plain run), handed to xdist workers."""
+    import tempfile
+
+    from pytest_prodready.runshare import RunShare
+
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get("prodready_run_dir"):
+        return RunShare(Path(workerinput["prodready_run_dir"]))
+    folder = Path(tempfile.mkdtemp(prefix="prodready-run-"))
+    config.stash[RUN_FOLDER] = folder
+    return RunShare(folder)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker shares the controller's run folder (one budget per run)."""
+    config = node.config
+    if RUNTIME in config.stash and config.stash[RUNTIME].share.folder is not None:
+        node.workerinput["prodready_run_dir"] = str(config.stash[RUNTIME].share.folder)
 
 
 def _load_settings(config: pytest.Config) -> Settings:
@@ -210,6 +238,8 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.spec = spec
         self.subject = subject
+        # What reports show of the subject (masked like the node id).
+        self.shown_subject = self.name.partition("[")[2].removesuffix("]")
         runtime = self.config.stash[RUNTIME]
         self.severity = runtime.severity_of(spec.id, spec.severity)
         self.add_marker(pytest.mark.prodready(category=spec.category, severity=self.severity))
@@ -258,14 +288,22 @@ def build_suite(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
     from pytest_prodready.registry import all_checks
 
     settings = runtime.settings
+    masker = runtime.masker()
     parent = SuiteCollector.from_parent(session, name=SUITE_NAME, nodeid=SUITE_NAME)
     items: list[pytest.Item] = []
+    names: set[str] = set()
     for spec in all_checks().values():
         if settings.only and spec.category not in settings.only:
             continue
         subjects = spec.subjects_for(settings) if not spec.missing_config(settings) else [""]
         for subject in subjects or [""]:
-            name = f"{spec.id}[{subject}]" if subject else spec.id
+            # Node ids are printed, cached (.pytest_cache) and written to JUnit: a subject
+            # with a key in its query shows masked, and stays the same from run to run (--lf).
+            shown = masker.text(subject)
+            name = f"{spec.id}[{shown}]" if subject else spec.id
+            while name in names:
+                name = f"{name}#2" if not name.endswith("]") else f"{name[:-1]}#2]"
+            names.add(name)
             # The nodeid is given as a string so pytest parses it like the ids it stores (--lf):
             # pytest >= 9.2 keeps structured ids where "[...]" are the item's params.
             items.append(CheckItem.from_parent(parent, name=name, nodeid=f"{SUITE_NAME}::{name}",
@@ -273,12 +311,20 @@ def build_suite(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:
     return items
 
 
+def _suite_joins(config: pytest.Config) -> bool:
+    """The built-in suite runs when pytest is given no paths (`pytest --prodready`), or when
+    asked for (`--prodready-suite`): `pytest --prodready tests/test_smoke.py` runs that file."""
+    if config.getoption("prodready_suite"):
+        return True
+    return bool(config.args_source != pytest.Config.ArgsSource.ARGS)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     # tryfirst: our items exist before -k, -m and --lf filter the list.
     enabled = RUNTIME in config.stash
-    if enabled:
+    if enabled and _suite_joins(config):
         suite = build_suite(session, config.stash[RUNTIME])
         items.extend(suite)
         if suite:
@@ -365,7 +411,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     record = _record(item, call, report)
     if record is not None:
         report.prodready = record  # type: ignore[attr-defined]  # travels through xdist
+    _mask_report(report, item.config.stash[RUNTIME].masker())
     return report
+
+
+def _mask_report(report: pytest.TestReport, masker: Any) -> None:
+    """Mask what pytest prints of ANY test in a --prodready run: a user's assertion that
+    quotes a token, `-l` locals, captured output and logs (`-rA`), JUnit's copies of them.
+
+    The plugin knows the configured secrets (and those discovered in responses), so it
+    masks them wherever pytest would show them. The traceback becomes plain text only when
+    it held something to mask."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        report.longrepr = (longrepr[0], longrepr[1], masker.text(str(longrepr[2])))
+    elif longrepr is not None:
+        text = str(longrepr)
+        masked = masker.text(text)
+        if masked != text or isinstance(longrepr, str):
+            report.longrepr = masked
+    if report.sections:
+        report.sections = [(title, masker.text(content)) for title, content in report.sections]
 
 
 def _record(item: pytest.Item, call: pytest.CallInfo[None],
@@ -389,7 +455,7 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None],
         severity = str(marker.kwargs.get("severity", "high")).lower()
         if severity not in SEVERITY_CHOICES:
             severity = "high"
-        remediation = str(marker.kwargs.get("remediation", ""))
+        remediation = str(marker.kwargs.get("fix", marker.kwargs.get("remediation", "")))
     result: Result | None = getattr(item, "result", None)
     outcome: str = report.outcome
     waiver = None
@@ -411,10 +477,20 @@ def _record(item: pytest.Item, call: pytest.CallInfo[None],
     return {
         "id": check_id, "nodeid": item.nodeid, "category": category, "severity": severity,
         "outcome": outcome, "message": message, "remediation": remediation,
-        "subject": getattr(item, "subject", ""), "waiver": waiver,
+        "subject": getattr(item, "shown_subject", ""), "waiver": waiver,
         "duration_ms": round(report.duration * 1000, 1),
         "evidence": evidence,
     }
+
+
+def shorten(text: str, limit: int = 500) -> str:
+    """At most `limit` characters, cut at a word boundary with an ellipsis."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    cut = text[:limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:") + "…"
 
 
 def _cannot_judge(call: pytest.CallInfo[None]) -> bool:
@@ -434,7 +510,7 @@ def _message(report: pytest.TestReport, result: Result | None, masker: Any,
     if isinstance(exc, CheckFailure):
         return str(masker.text(exc.message))
     if isinstance(exc, ProdreadyError):
-        return str(masker.text(str(exc).split("\n", 1)[0][:500]))
+        return shorten(masker.text(str(exc).split("\n", 1)[0]))
     if report.skipped and isinstance(report.longrepr, tuple):
         return str(masker.text(str(report.longrepr[2]).removeprefix("Skipped: ")))
     if hasattr(report, "wasxfail"):
@@ -442,7 +518,7 @@ def _message(report: pytest.TestReport, result: Result | None, masker: Any,
     if report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         text = crash.message if crash is not None else str(report.longrepr)
-        return str(masker.text(text.split("\n", 1)[0][:500]))
+        return shorten(masker.text(text.split("\n", 1)[0]))
     return "passed"
 
 
@@ -506,6 +582,20 @@ class ScoreboardPlugin:
             terminalreporter.write_line(f"report written: {path}")
 
 
+class InterruptPlugin:
+    """Ctrl-C: cut the in-flight exchanges now instead of waiting for their deadlines."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.runtime.cancel()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if RUNTIME in config.stash:
         config.stash[RUNTIME].close()
+    if RUN_FOLDER in config.stash:
+        import shutil
+
+        shutil.rmtree(config.stash[RUN_FOLDER], ignore_errors=True)

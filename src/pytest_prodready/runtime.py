@@ -10,6 +10,7 @@ from typing import Any
 
 from pytest_prodready.config import Settings
 from pytest_prodready.masking import Masker
+from pytest_prodready.runshare import RunShare
 from pytest_prodready.target import Target
 
 # A logger's filters only see records logged to that very logger, not its children's, so
@@ -34,23 +35,33 @@ class MaskingFilter(logging.Filter):
 @dataclass
 class Runtime:
     settings: Settings
+    # The run folder shared with xdist workers (budget, once-only probes, breaker).
+    share: RunShare = field(default_factory=RunShare)
     _target: Target | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _log_filter: MaskingFilter | None = None
-    prefetched: bool = False
 
     def target(self) -> Target:
         with self._lock:
             if self._target is None:
-                self._target = Target(self.settings)
+                self._target = Target(self.settings, share=self.share)
                 self._log_filter = MaskingFilter(self._target.masker)
                 for name in HTTP_LOGGERS:
                     logging.getLogger(name).addFilter(self._log_filter)
             return self._target
 
+    def masker(self) -> Masker:
+        """The run's masker: configured secrets, and those discovered in responses so far."""
+        return self.target().masker
+
+    def cancel(self) -> None:
+        if self._target is not None:
+            self._target.cancel()
+
     def close(self) -> None:
         if self._target is not None:
             self._target.close()
+        self.share.close()
         if self._log_filter is not None:
             for name in HTTP_LOGGERS:
                 logging.getLogger(name).removeFilter(self._log_filter)

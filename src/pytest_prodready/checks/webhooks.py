@@ -284,12 +284,13 @@ def _ident(timestamp: int, kind: str) -> str:
     return f"msg_prodready_{timestamp}_{kind}"
 
 
-def _probe(hook: Hook, headers: Mapping[str, str], body: bytes, ident: str) -> Probe:
+def _probe(hook: Hook, headers: Mapping[str, str], body: bytes, ident: str, *,
+           once: bool = False) -> Probe:
     sent = {"Content-Type": content_type(body)}
     if hook.scheme == "github":
         # What GitHub sends beside the signature; 'ping' is the event every receiver handles.
         sent |= {"X-GitHub-Event": "ping", "X-GitHub-Delivery": str(uuid.uuid5(NAMESPACE, ident))}
-    return Probe.of("POST", hook.path, {**sent, **headers}, body, follow_redirects=False)
+    return Probe.of("POST", hook.path, {**sent, **headers}, body, follow_redirects=False, once=once)
 
 
 def plan_for(settings: Settings, name: str) -> Plan | None:
@@ -308,7 +309,8 @@ def plan_for(settings: Settings, name: str) -> Plan | None:
         return body, signature, ident
 
     body, sig, ident = signed("valid", now, hook.secret)
-    valid = _probe(hook, sig.headers, body, ident)
+    # The one request a correct receiver ACCEPTS: delivered at most once per run, never retried.
+    valid = _probe(hook, sig.headers, body, ident, once=True)
     body, sig, ident = signed("unsigned", now, hook.secret)
     unsigned = _probe(hook, sig.unsigned(), body, ident)
     empty = _probe(hook, sig.emptied(), body, ident)

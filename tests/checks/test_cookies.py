@@ -52,6 +52,16 @@ def cookie_app() -> Flask:
         return Response(b"<!doctype html><title>cookies</title>", mimetype="text/html",
                         headers=[("Set-Cookie", line) for line in COOKIE_PAGES[name]])
 
+    @app.route("/login/<flavour>")
+    def login(flavour: str) -> Response:
+        """How most login flows set the session: a 302 with Set-Cookie, then a page without."""
+        resp = Response(status=302, headers={"Location": "/no-cookies"})
+        if flavour == "unsafe":
+            resp.headers["Set-Cookie"] = "sessionid=s3ss10nv4lue; Path=/"
+        else:
+            resp.headers["Set-Cookie"] = "sessionid=s3ss10nv4lue; Path=/; Secure; HttpOnly; SameSite=Lax"
+        return resp
+
     @app.route("/werkzeug/partitioned")
     def partitioned() -> Response:
         resp = Response("ok")  # CHIPS: a partitioned third-party session cookie
@@ -164,6 +174,28 @@ def test_one_bad_cookie_among_several_fails_alone(on_page: Callable[[str], Resul
     assert result.outcome == "failed"
     assert result.message == ("1 cookie(s) with unsafe flags: lang (GET /one-bad-of-three): "
                               "not Secure, no SameSite")
+
+
+def test_a_session_cookie_set_on_a_redirect_is_judged(on_page: Callable[[str], Result]) -> None:
+    """A 302 + Set-Cookie (a login flow) was 'nothing to judge'; now the hop is judged."""
+    result = on_page("/login/unsafe")
+    assert result.outcome == "failed", result.message
+    assert "sessionid (GET /login/unsafe, on its 302 redirect): not Secure" in result.message
+    assert "< Set-Cookie: sessionid=****; Path=/" in result.detail
+    result = on_page("/login/safe")
+    assert result.outcome == "passed", result.message
+
+
+def test_cookies_paths_names_the_page_that_sets_the_session(cookie_url: str,
+                                                            target_for: TargetFor) -> None:
+    """Without a subject, the pages of cookies.paths join the probed responses."""
+    target = target_for(cookie_url, page="/no-cookies", health=[], protected=[],
+                        cookies={"paths": ["/login/unsafe"]})
+    result = run_check("cookies.flags", target)
+    assert result.outcome == "failed", result.message
+    assert "sessionid (GET /login/unsafe, on its 302 redirect)" in result.message
+    target = target_for(cookie_url, page="/no-cookies", health=[], protected=[])
+    assert run_check("cookies.flags", target).outcome == "skipped"
 
 
 def test_no_cookies_is_skipped(on_page: Callable[[str], Result]) -> None:

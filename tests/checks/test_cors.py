@@ -72,7 +72,7 @@ def test_without_a_subject_the_page_is_asked(good_app: Served, target_for: Targe
     """run_check with no subject asks the configured page, and says so."""
     result = run_check("cors.unknown_origin_rejected", target_for(good_app, page="/api/health"))
     assert result.outcome == "passed", result.message
-    assert result.message == f"{UNKNOWN_ORIGIN} not granted on /api/health"
+    assert result.message.startswith(f"{UNKNOWN_ORIGIN} not granted on /api/health (answered: ")
     assert {ex.where for ex in result.exchanges} == {"GET /api/health", "OPTIONS /api/health"}
 
 
@@ -98,7 +98,8 @@ def test_unknown_origin_not_granted_passes(good_app: Served, target_for: TargetF
     """The good target grants only its own origin: an unknown one passes."""
     result = run_check("cors.unknown_origin_rejected", target_for(good_app), path)
     assert result.outcome == "passed", result.message
-    assert result.message == f"{UNKNOWN_ORIGIN} not granted on {path}"
+    assert result.message == (f"{UNKNOWN_ORIGIN} not granted on {path} "
+                              "(answered: no Access-Control-Allow-Origin)")
     assert all(ex.header("Access-Control-Allow-Origin") is None for ex in result.exchanges)
 
 
@@ -110,14 +111,14 @@ def test_unknown_origin_passes_when_only_null_is_allowed(webapp: WebApp,
 
 
 @pytest.mark.parametrize(("policy", "outcome", "fragment"), [
-    ("star", "passed", "not granted"),
+    ("star", "failed", "though allowed_origins lists the origins allowed"),
     ("reflect-without-credentials", "failed",
      "echoed in Access-Control-Allow-Origin (GET /reflect-without-credentials, OPTIONS "),
     ("preflight-reflect", "failed", "with credentials allowed (OPTIONS /preflight-reflect)"),
 ])
 def test_unknown_origin_edge_cases(policy_url: str, target_for: TargetFor, policy: str,
                                    outcome: str, fragment: str) -> None:
-    """'*' without credentials is a public API and passes; a reflection fails even without
+    """'*' contradicts the configured allowed_origins; a reflection fails even without
     credentials, and a reflection shown only on the preflight is still found."""
     result = run_check("cors.unknown_origin_rejected", target_for(policy_url), f"/{policy}")
     assert result.outcome == outcome, result.message
@@ -179,13 +180,39 @@ def test_wildcard_or_reflection_without_credentials_pass(policy_url: str, target
     assert result.outcome == "passed", result.message
 
 
-def test_wildcard_with_credentials_passes_unknown_origin_check(webapp: WebApp,
-                                                               target_for: TargetFor) -> None:
-    """'*' is not an echo of the origin: unknown_origin passes there, and it is
-    no_wildcard_with_credentials that catches the '*' + credentials defect."""
+def test_wildcard_with_credentials_fails_both_checks_when_origins_are_listed(
+        webapp: WebApp, target_for: TargetFor) -> None:
+    """With allowed_origins configured, '*' contradicts the list (unknown_origin fails, and
+    says so); no_wildcard_with_credentials catches the '*' + credentials defect on its own."""
     target = target_for(webapp("cors_wildcard_credentials"))
-    assert run_check("cors.unknown_origin_rejected", target, "/").outcome == "passed"
+    result = run_check("cors.unknown_origin_rejected", target, "/")
+    assert result.outcome == "failed", result.message
+    assert "Access-Control-Allow-Origin: * grants" in result.message
+    assert "allowed_origins lists the origins allowed" in result.message
     assert run_check("cors.no_wildcard_with_credentials", target, "/").outcome == "failed"
+
+
+def test_wildcard_contradicts_allowed_origins(policy_url: str, target_for: TargetFor) -> None:
+    """'*' without credentials while the team lists its origins: a failure, not "not granted"."""
+    result = run_check("cors.unknown_origin_rejected", target_for(policy_url), "/star")
+    assert result.outcome == "failed", result.message
+    assert "not granted" not in result.message
+
+
+def test_wildcard_of_a_public_api_passes_and_says_so(policy_url: str, target_for: TargetFor) -> None:
+    """No allowed_origins: '*' is a public API's policy. The pass message says what was seen
+    (it never claims the origin was "not granted")."""
+    result = run_check("cors.unknown_origin_rejected", target_for(policy_url, allowed_origins=[]),
+                       "/star")
+    assert result.outcome == "passed", result.message
+    assert result.message.startswith("Access-Control-Allow-Origin: * on /star (a public API")
+    assert "not granted" not in result.message
+
+
+def test_pass_message_names_what_the_target_answered(good_app: Served, target_for: TargetFor) -> None:
+    result = run_check("cors.unknown_origin_rejected", target_for(good_app), "/api/agents")
+    assert result.outcome == "passed", result.message
+    assert "not granted on /api/agents (answered: no Access-Control-Allow-Origin)" in result.message
 
 
 # -- cors.allowed_origin_accepted ------------------------------------------------------------------

@@ -156,6 +156,26 @@ def test_hsts_edge_cases(edge: Callable[[str, str], Result], page: str, outcome:
     assert fragment in result.message
 
 
+@pytest.mark.parametrize(("page", "outcome", "fragment"), [
+    ("hsts-180-days", "failed", "without includeSubDomains ('max-age=15552000')"),
+    ("hsts-quoted", "passed", "HSTS includes subdomains"),
+    ("hsts-no-max-age", "passed", "HSTS includes subdomains"),
+])
+def test_hsts_include_subdomains_both_ways(edge: Callable[[str, str], Result], page: str,
+                                           outcome: str, fragment: str) -> None:
+    """HSTS without includeSubDomains passed silently under headers.hsts; a low-severity check
+    of its own now says so (and the fix text of headers.hsts recommends it)."""
+    result = edge("headers.hsts_include_subdomains", page)
+    assert result.outcome == outcome, result.message
+    assert fragment in result.message
+
+
+def test_hsts_include_subdomains_skips_without_hsts(webapp: WebApp, target_for: TargetFor) -> None:
+    result = run_check("headers.hsts_include_subdomains", target_for(webapp("no_hsts")))
+    assert result.outcome == "skipped", result.message
+    assert "headers.hsts judges that" in result.message
+
+
 # -- headers.content_type_options -----------------------------------------------------------
 
 def test_content_type_options_fails_without_nosniff(webapp: WebApp, target_for: TargetFor) -> None:

@@ -54,7 +54,11 @@ def cookie_problems(set_cookie: str) -> tuple[str, list[str]]:
 
 
 def _probes(settings: Settings, subject: str) -> list[Probe]:
-    return [Probe.get(subject)] if subject else base_probes(settings)
+    if subject:
+        return [Probe.get(subject)]
+    # The pages that set the session (a login page, often a 302 with Set-Cookie) join the
+    # ordinary responses; redirects are followed and every hop's Set-Cookie is judged.
+    return base_probes(settings) + [Probe.get(p) for p in settings.get("cookies.paths", []) or []]
 
 
 @check("cookies.flags", title="cookies are Secure, session cookies HttpOnly, SameSite set",
@@ -65,15 +69,17 @@ def flags(ctx: Context) -> None:
     findings: list[str] = []
     seen = 0
     evidence = []
-    for ex in ctx.responses():
-        lines = ex.header_all("Set-Cookie")
-        for line in lines:
-            seen += 1
-            name, problems = cookie_problems(line)
-            if problems:
-                findings.append(f"{name} ({ex.where}): {', '.join(problems)}")
-                if ex not in evidence:
-                    evidence.append(ex)
+    for probed in ctx.responses():
+        # Every response the probe saw: a login flow sets its session cookie on the 302.
+        for ex in probed.responses():
+            for line in ex.header_all("Set-Cookie"):
+                seen += 1
+                name, problems = cookie_problems(line)
+                if problems:
+                    hop = f", on its {ex.status} redirect" if ex is not probed else ""
+                    findings.append(f"{name} ({ex.where}{hop}): {', '.join(problems)}")
+                    if probed not in evidence:
+                        evidence.append(probed)
     if not seen:
         ctx.skip("no Set-Cookie in the probed responses: nothing to judge")
     if findings:

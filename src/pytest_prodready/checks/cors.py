@@ -64,14 +64,28 @@ def granted(ctx: Context, origin: str) -> list[Exchange]:
 
 @check("cors.unknown_origin_rejected", title="an unknown Origin is not echoed in Access-Control-Allow-Origin",
        severity="critical", subjects=cors_paths, probes=_unknown,
-       remediation="Only allow listed origins (allowed_origins); never reflect the request's Origin.")
+       remediation="Only allow listed origins (allowed_origins); never reflect the request's Origin "
+                   "nor answer '*' when the API has a list of origins.")
 def unknown_origin_rejected(ctx: Context) -> None:
-    hits = granted(ctx, UNKNOWN_ORIGIN)
+    path = cors_path(ctx.settings, ctx.subject)
+    exchanges = ctx.fetch_all(origin_probes(path, UNKNOWN_ORIGIN))
+    hits = [ex for ex in exchanges if allow_origin(ex) == UNKNOWN_ORIGIN]
     if hits:
         creds = " with credentials allowed" if any(allows_credentials(ex) for ex in hits) else ""
         ctx.fail(f"{UNKNOWN_ORIGIN} was echoed in Access-Control-Allow-Origin{creds} "
                  f"({', '.join(ex.where for ex in hits)})", *hits)
-    ctx.passed(f"{UNKNOWN_ORIGIN} not granted on {cors_path(ctx.settings, ctx.subject)}")
+    wildcard = [ex for ex in exchanges if allow_origin(ex) == "*"]
+    if wildcard and ctx.settings.get("allowed_origins"):
+        # The team listed its origins; '*' grants every other origin too.
+        ctx.fail(f"Access-Control-Allow-Origin: * grants {UNKNOWN_ORIGIN} (and every origin), "
+                 f"though allowed_origins lists the origins allowed "
+                 f"({', '.join(ex.where for ex in wildcard)})", *wildcard)
+    if wildcard:
+        ctx.passed(f"Access-Control-Allow-Origin: * on {path} (a public API; no allowed_origins "
+                   f"configured, and no credentials for it)")
+        return
+    answers = sorted({allow_origin(ex) or "no Access-Control-Allow-Origin" for ex in exchanges})
+    ctx.passed(f"{UNKNOWN_ORIGIN} not granted on {path} (answered: {', '.join(answers)})")
 
 
 @check("cors.null_origin_rejected", title="Origin: null is not allowed",

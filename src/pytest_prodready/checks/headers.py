@@ -92,6 +92,21 @@ def hsts(ctx: Context) -> None:
     ctx.passed(f"HSTS max-age {age}s ({age // 86400} days)" + _plain_http_note(ctx))
 
 
+@check("headers.hsts_include_subdomains", title="HSTS covers subdomains (includeSubDomains)",
+       severity="low", probes=_page,
+       remediation="Add includeSubDomains to Strict-Transport-Security once every subdomain serves "
+                   "HTTPS: 'max-age=31536000; includeSubDomains'.")
+def hsts_include_subdomains(ctx: Context) -> None:
+    value = _response(ctx).header("Strict-Transport-Security")
+    if value is None:
+        ctx.skip("no Strict-Transport-Security header (headers.hsts judges that)")
+    directives = {d.strip().split("=", 1)[0].lower() for d in value.split(";")}
+    if "includesubdomains" not in directives:
+        ctx.fail(f"Strict-Transport-Security without includeSubDomains ({value!r}): a subdomain "
+                 "can still be reached, and its cookies set, over plain HTTP")
+    ctx.passed(f"HSTS includes subdomains ({value!r})")
+
+
 @check("headers.content_type_options", title="X-Content-Type-Options: nosniff",
        severity="medium", probes=_page,
        remediation="Send 'X-Content-Type-Options: nosniff' on every response.")

@@ -35,6 +35,7 @@ from pytest_prodready.checking import Result, run_check
 from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.errors import BudgetExceeded, CannotJudge, CheckFailure
 from pytest_prodready.target import Target
+from tests.targets.webapp import Served as WebServed
 from tests.tls_certs import CA, Leaf, ec_key, rsa_key, self_signed
 from tests.tls_servers import (
     Nginx,
@@ -682,3 +683,34 @@ def test_tls_facts_reach_the_report_evidence(server: Callable[[str], Served],
                    **schema["properties"]["checks"]["items"]["properties"]["evidence"]["items"]}
     for item in result.evidence():
         jsonschema.validate(item, item_schema)
+
+
+# -- a plain-HTTP site hears that it lacks HTTPS -----------------------------------------------
+def test_https_subjects_for_a_plain_http_site() -> None:
+    """Not loopback: port 443 of the same host is asked; loopback only when asked for; never
+    when tls.require_https is false."""
+    from pytest_prodready.checks.tls import https_subjects
+
+    def subjects(url: str, **tls: object) -> list[str]:
+        values = {**DEFAULTS, "base_url": url, **({"tls": tls} if tls else {})}
+        return https_subjects(Settings(values=values, secrets={}, sources={}))
+
+    assert subjects("http://staging.example.com") == ["staging.example.com:443"]
+    assert subjects("http://staging.example.com", require_https=False) == []
+    assert subjects("http://127.0.0.1:8080") == []
+    assert subjects("http://localhost:8080") == []
+    assert subjects("http://127.0.0.1:8080", require_https=True) == ["127.0.0.1:443"]
+    assert subjects("https://staging.example.com") == ["staging.example.com:443"]
+
+
+def test_a_plain_http_site_without_https_fails(good_app: WebServed,
+                                                target_for: Callable[..., Target]) -> None:
+    """A real plain-HTTP target (loopback, so asked for with require_https = true): nothing
+    answers HTTPS on port 443 of its host, and tls.https_reachable fails saying so."""
+    target = target_for(good_app, tls={"require_https": True})
+    result = run_check("tls.https_reachable", target, "127.0.0.1:443")
+    assert result.outcome == "failed", result.message
+    assert "served over plain HTTP" in result.message
+    assert "nothing answers HTTPS on 127.0.0.1:443" in result.message
+    skipped = run_check("tls.https_reachable", target_for(good_app, tls={"require_https": False}))
+    assert skipped.outcome == "skipped", skipped.message

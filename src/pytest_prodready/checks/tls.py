@@ -48,6 +48,32 @@ def tls_subjects(settings: Settings) -> list[str]:
     return list(dict.fromkeys(subjects))
 
 
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def https_subjects(settings: Settings) -> list[str]:
+    """tls.https_reachable's subjects: the TLS subjects, and for a plain-HTTP base URL on a
+    host that is not loopback, port 443 of that host: a site served over http:// must hear
+    that it lacks HTTPS (tls.require_https = false for a deliberately HTTP-only service; true
+    asks even on loopback)."""
+    subjects = tls_subjects(settings)
+    base = urlsplit(settings.base_url)
+    wanted = settings.get("tls.require_https")  # None: yes, unless the host is loopback
+    if base.scheme == "http" and base.hostname and (
+            wanted is True or (wanted is None and not is_loopback(base.hostname))):
+        host = f"[{base.hostname}]" if ":" in base.hostname else base.hostname
+        subjects.insert(0, f"{host}:443")
+    return list(dict.fromkeys(subjects))
+
+
 def _endpoint(ctx: Context) -> Endpoint:
     """The subject's endpoint; with no subject, the first one (scripts call run_check bare)."""
     from pytest_prodready.tlsprobe import Endpoint
@@ -61,6 +87,10 @@ def _endpoint(ctx: Context) -> Endpoint:
         return Endpoint.parse(subject)
     except ValueError as exc:
         raise CannotJudge(f"{subject!r}: {exc}; tls.hosts entries are 'host:port'") from None
+
+
+def _listed(ctx: Context, endpoint: Endpoint) -> bool:
+    return endpoint.label in (str(e).strip() for e in ctx.settings.get("tls.hosts", []) or [])
 
 
 def _is_base(ctx: Context, endpoint: Endpoint) -> bool:
@@ -152,13 +182,19 @@ def _cert_line(h: Handshake) -> str:
 
 # -- the checks -------------------------------------------------------------------------------
 @check("tls.https_reachable", title="the base URL answers over HTTPS (tls.hosts: a TLS handshake completes)",
-       severity="critical", subjects=tls_subjects,
+       severity="critical", subjects=https_subjects,
        remediation="Serve the site over HTTPS (TLS 1.2+) on its https:// URL; for tls.hosts "
                    "endpoints, enable TLS on the service.")
 def https_reachable(ctx: Context) -> None:
+    if not ctx.subject and https_subjects(ctx.settings):
+        ctx.subject = https_subjects(ctx.settings)[0]
     endpoint = _endpoint(ctx)
     modern = _handshake(ctx, endpoint, "modern")
     if not modern.ok:
+        if modern.kind in UNREACHABLE_KINDS and urlsplit(ctx.target.base_url).scheme == "http" \
+                and not _listed(ctx, endpoint):
+            fail(ctx, f"the site is served over plain HTTP ({ctx.target.base_url}) and nothing "
+                      f"answers HTTPS on {endpoint.label}: {modern.error}", modern, with_cert=False)
         if modern.kind in UNREACHABLE_KINDS:
             fail(ctx, f"no TLS on {endpoint.label}: {modern.error}", modern)
         if modern.kind in ("alert", "closed", "local"):

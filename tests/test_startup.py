@@ -26,3 +26,17 @@ def test_a_run_without_prodready_imports_nothing_heavy(pytester) -> None:  # typ
     """)
     result = pytester.runpytest_subprocess("-p", "no:xdist", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_the_public_api_is_importable_from_the_package() -> None:
+    """`from pytest_prodready import run_check` works as the docs say, and each name of
+    __all__ resolves (lazily: importing the package alone stays cheap)."""
+    import pytest_prodready
+
+    assert set(pytest_prodready.__all__) == {*pytest_prodready._EXPORTS, "__version__"}
+    for name in pytest_prodready.__all__:
+        assert getattr(pytest_prodready, name) is not None
+    code = ("import sys, pytest_prodready; from pytest_prodready import run_check; "
+            "print(callable(run_check))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

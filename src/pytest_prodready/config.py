@@ -35,6 +35,17 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Who to blame for an override that is wrong, when the caller does not say (Overrides.blame).
+_DEFAULT_BLAME = {
+    "url": "--prodready-url / PRODREADY_URL",
+    "config_path": "--prodready-config / PRODREADY_CONFIG",
+    "profile": "--prodready-env / PRODREADY_ENV",
+    "fail_on": "--prodready-fail-on / PRODREADY_FAIL_ON",
+    "sensitive_url": "--prodready-sensitive-url / PRODREADY_SENSITIVE_URL",
+    "fallback_url": "--base-url",
+}
+
+
 @dataclass(frozen=True)
 class Overrides:
     """What the command line and the environment say; None means 'not given'."""
@@ -49,6 +60,12 @@ class Overrides:
     sensitive_url: str | None = None
     fallback_url: str | None = None  # pytest-base-url's --base-url, lowest precedence
     sources: Mapping[str, str] = field(default_factory=dict)
+    # field name -> where its value came from, as an error names it: '--prodready-fail-on',
+    # 'PRODREADY_FAIL_ON (env)', 'prodready_fail_on (ini)'
+    blame: Mapping[str, str] = field(default_factory=dict)
+
+    def blamed(self, name: str) -> str:
+        return self.blame.get(name) or _DEFAULT_BLAME[name]
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class Settings:
     secrets: Mapping[str, str]  # key path of a *_env key -> the secret value
     sources: Mapping[str, str]  # setting -> where it came from, for the report header
     config_file: Path | None = None
+    config_prefix: str = ""  # the table the keys live under in config_file ('tool.prodready')
     profile: str | None = None
     only: tuple[str, ...] = ()
     active: bool = False
@@ -93,15 +111,60 @@ class Settings:
         return Masker(self.secrets.values())
 
 
-def find_config_file(rootdir: Path, explicit: str | None) -> tuple[Path | None, str]:
+class Problems:
+    """Every problem of one load, each blamed on its source, raised as one ConfigError.
+
+    `in_file` problems are key paths of the config file (the table prefix is added and the
+    message names the file); `outside` ones already name their source (an option, an
+    environment variable, an ini value); `absorb` takes another load's error as it is.
+    """
+
+    def __init__(self, file: Path | None = None, prefix: str = "") -> None:
+        self.file = file
+        self.prefix = prefix
+        self.problems: list[tuple[str, str]] = []
+        self.where = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.problems)
+
+    def in_file(self, error: ConfigError) -> None:
+        for key, problem in error.problems:
+            full = f"{self.prefix}.{key}" if self.prefix and key else key
+            self.problems.append((full, problem))
+        if self.file is not None:
+            self.where = f" ({self.file.name})"
+
+    def outside(self, error: ConfigError) -> None:
+        self.problems.extend(error.problems)
+
+    def absorb(self, error: ConfigError) -> None:
+        self.problems.extend(error.problems)
+        if isinstance(error, schema.ConfigProblems) and error.where:
+            self.where = error.where
+
+    def error(self) -> ConfigError:
+        return schema.config_error(self.problems, self.where)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise self.error()
+
+
+def find_config_file(rootdir: Path, explicit: str | None,
+                     blame: str = _DEFAULT_BLAME["config_path"]) -> tuple[Path | None, str]:
     """The config file and the table prefix its keys live under ('' or 'tool.prodready')."""
     if explicit:
         candidate = Path(explicit)
         if not candidate.is_absolute():
             candidate = rootdir / candidate
-        if not candidate.is_file():
-            raise ConfigError("", f"config file {explicit} not found (from --prodready-config "
-                                  "or PRODREADY_CONFIG)")
+        try:
+            found = candidate.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise schema.config_error([(blame, f"config file {schema.show(explicit)[1:-1]} not found "
+                                               f"(looked at {candidate})")])
         return candidate, "tool.prodready" if candidate.name == "pyproject.toml" else ""
     own = rootdir / "prodready.toml"
     if own.is_file():
@@ -113,20 +176,35 @@ def find_config_file(rootdir: Path, explicit: str | None) -> tuple[Path | None, 
 
 
 def read_table(path: Path, prefix: str) -> dict[str, Any]:
+    """The prodready table of the TOML file at `path` (under `prefix`, if given)."""
+    return read_config(path, prefix)[0]
+
+
+def read_config(path: Path, prefix: str) -> tuple[dict[str, Any], str]:
+    """The prodready table of the file and the prefix it was found under: a prodready.toml
+    may hold a [tool.prodready] table too, and errors must then name the keys by it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path.name} is not valid TOML: {exc}") from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("", f"cannot read {path}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path.name} is not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively: a few hundred levels
+        # exhaust the stack. No prodready setting nests deeper than five.
+        raise ConfigError("", f"{path.name} nests arrays or inline tables hundreds of levels deep "
+                              f"and cannot be read; no prodready setting nests deeper than "
+                              f"{schema.MAX_DEPTH}") from None
     if not prefix and isinstance(data.get("tool"), dict) and "prodready" in data["tool"]:
         prefix = "tool.prodready"
     table: Any = data
     for part in prefix.split(".") if prefix else ():
         table = table.get(part, {}) if isinstance(table, dict) else {}
     if not isinstance(table, dict):
-        raise ConfigError(prefix, "expected a table")
-    return table
+        raise ConfigError(prefix, f"expected a table in {path.name}, got {schema.show(table) or 'a value'}")
+    return table, prefix
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,47 +217,47 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
-def _with_prefix(prefix: str, error: ConfigError, file: Path | None) -> ConfigError:
-    where = f" ({file.name})" if file else ""
-    key = f"{prefix}.{error.key}" if prefix and error.key else error.key
-    wrapped = ConfigError(key, error.problem)
-    wrapped.args = (f"prodready config{where}: {key}: {error.problem}" if key
-                    else f"prodready config{where}: {error.problem}",)
-    return wrapped
-
-
 def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Check a config table (keys as in prodready.toml) against the schema.
 
-    Returns the normalised table, or raises ConfigError naming the first bad key path.
+    Returns the normalised table, or raises one ConfigError listing every problem (its
+    `.key`/`.problem` are the first, `.problems` all of them).
     """
-    schema.find_secret_literals(raw, "")
-    return schema.ROOT(raw, "")
+    return schema.validate_table(raw)
 
 
 def resolve_secrets(values: Mapping[str, Any], environ: Mapping[str, str], key: str = "") -> dict[str, str]:
-    """Read every *_env key's variable; a missing one is a config error naming the key.
+    """Read every *_env key's variable; each missing one is a problem naming its key.
 
     Only the schema's own *_env keys count (bare names); a free key that happens to end in
     '_env', like the path of a rate limit "/api/dev_env", is not one.
     """
     found: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    _resolve(values, environ, key, found, problems)
+    if problems:
+        raise schema.config_error(problems)
+    return found
+
+
+def _resolve(values: Mapping[str, Any], environ: Mapping[str, str], key: str,
+             found: dict[str, str], problems: list[tuple[str, str]]) -> None:
     for name, value in values.items():
-        sub = f"{key}.{name}" if key else name
+        sub = f"{key}.{name}" if key else str(name)
         if isinstance(value, Mapping):
-            found.update(resolve_secrets(value, environ, sub))
+            _resolve(value, environ, sub, found, problems)
         elif isinstance(value, list):
             for i, item in enumerate(value):
                 if isinstance(item, Mapping):
-                    found.update(resolve_secrets(item, environ, f"{sub}[{i}]"))
-        elif name.endswith("_env") and name.isidentifier() and isinstance(value, str):
+                    _resolve(item, environ, f"{sub}[{i}]", found, problems)
+        elif str(name).endswith("_env") and str(name).isidentifier() and isinstance(value, str):
             secret = environ.get(value)
             if not secret:
                 state = "is empty" if value in environ else "is not set"
-                raise ConfigError(sub, f"environment variable {value} {state}; export it "
-                                       f"(e.g. `export {value}=...`) or remove this key")
-            found[sub] = secret
-    return found
+                problems.append((sub, f"environment variable {value} {state}; export it "
+                                      f"(e.g. `export {value}=...`) or remove this key"))
+            else:
+                found[sub] = secret
 
 
 def _resolve_files(values: dict[str, Any], base: Path) -> None:
@@ -189,56 +267,86 @@ def _resolve_files(values: dict[str, Any], base: Path) -> None:
         path = Path(str(tls["ca_bundle"])).expanduser()
         path = path if path.is_absolute() else base / path
         if not path.is_file():
-            raise ConfigError("tls.ca_bundle", f"{tls['ca_bundle']!r} is not a file (looked at {path}; "
-                                               "a relative path is read from the config file's folder)")
+            raise ConfigError("tls.ca_bundle", f"{schema.show(tls['ca_bundle'])} is not a file (looked at "
+                                               f"{path}; a relative path is read from the config file's "
+                                               "folder)")
         tls["ca_bundle"] = str(path)
 
 
 def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str] | None = None) -> Settings:
-    """Build the run's Settings, or raise ConfigError naming the first problem."""
+    """Build the run's Settings, or raise one ConfigError listing every problem found."""
     env = os.environ if environ is None else environ
     sources: dict[str, str] = {}
-    file, prefix = find_config_file(rootdir, overrides.config_path)
-    raw = read_table(file, prefix) if file else {}
+    file, prefix = find_config_file(rootdir, overrides.config_path, overrides.blamed("config_path"))
+    raw, prefix = read_config(file, prefix) if file else ({}, prefix)
+    problems = Problems(file, prefix)
+    validated: dict[str, Any] = {}
     try:
         validated = validate(raw)
     except ConfigError as exc:
-        raise _with_prefix(prefix, exc, file) from None
+        problems.in_file(exc)
 
-    profiles: dict[str, Any] = validated.pop("env", {})
+    # The command line and the environment are checked with the file: one run, every problem.
+    url = fallback = fail_on = None
+    for name, given, check in (("url", overrides.url, schema.url),
+                               ("fallback_url", overrides.fallback_url, schema.url),
+                               ("fail_on", overrides.fail_on, schema.severity)):
+        if given:
+            try:
+                checked = check(given, overrides.blamed(name))
+            except ConfigError as exc:
+                problems.outside(exc)
+                continue
+            if name == "url":
+                url = checked
+            elif name == "fallback_url":
+                fallback = checked
+            else:
+                fail_on = checked
+    profiles: dict[str, Any] = validated.pop("env", {}) or {}
+    profile = overrides.profile
+    if profile and not problems and profile not in profiles:
+        known = ", ".join(sorted(profiles)) or "none defined"
+        in_where = f" in {file.name}" if file else " (no config file found)"
+        problems.outside(ConfigError(overrides.blamed("profile"),
+                                     f"profile {schema.show(profile)} is not defined{in_where}; "
+                                     f"profiles: {known}"))
+    problems.raise_if_any()
+
     values = {**DEFAULTS}
     for key in values:
         sources[key] = "default"
     values = _deep_merge(values, validated)
     for key in validated:
         sources[key] = f"{file.name}" if file else "config"
-    profile = overrides.profile
     if profile:
-        if profile not in profiles:
-            known = ", ".join(sorted(profiles)) or "none defined"
-            raise ConfigError("env", f"profile {profile!r} (from --prodready-env or PRODREADY_ENV) "
-                                     f"is not defined; profiles: {known}")
         values = _deep_merge(values, profiles[profile])
         for key in profiles[profile]:
             sources[key] = f"profile {profile}"
 
-    if overrides.url:
-        values["base_url"] = schema.url(overrides.url, "--prodready-url / PRODREADY_URL")
-    elif "base_url" not in values and overrides.fallback_url:
-        values["base_url"] = schema.url(overrides.fallback_url, "--base-url")
+    if url:
+        values["base_url"] = url
+    elif "base_url" not in values and fallback:
+        values["base_url"] = fallback
         sources["base_url"] = "--base-url (pytest-base-url)"
-    if overrides.fail_on:
-        values["fail_on"] = schema.severity(overrides.fail_on, "--prodready-fail-on")
+    if fail_on:
+        values["fail_on"] = fail_on
 
     sources.update(overrides.sources)
     try:
         secrets = resolve_secrets(values, env)
+    except ConfigError as exc:
+        secrets = {}
+        problems.in_file(exc)
+    try:
         _resolve_files(values, file.parent if file else rootdir)
     except ConfigError as exc:
-        raise _with_prefix(prefix, exc, file) from None
+        problems.in_file(exc)
+    problems.raise_if_any()
 
     settings = Settings(values=values, secrets=secrets, sources=sources, config_file=file,
-                        profile=profile, only=overrides.only, active=overrides.active)
+                        config_prefix=prefix, profile=profile, only=overrides.only,
+                        active=overrides.active)
     return _apply_sensitive(settings, overrides)
 
 
@@ -251,7 +359,8 @@ def _apply_sensitive(settings: Settings, overrides: Overrides) -> Settings:
     try:
         hit = re.search(pattern, settings.base_url)
     except re.error as exc:
-        raise ConfigError("--prodready-sensitive-url", f"{pattern!r} is not a valid regex: {exc}") from None
+        raise schema.config_error([(overrides.blamed("sensitive_url"),
+                                    f"{schema.show(pattern)} is not a valid regex: {exc}")]) from None
     if hit and not overrides.force_active:
         return replace(settings, active=False,
                        active_refused=f"{settings.base_url} matches --prodready-sensitive-url; "

@@ -19,6 +19,8 @@ class ConfigError(ProdreadyError):
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         self.problem = problem
+        # Every problem found, (key path, problem); key/problem are the first of them.
+        self.problems: list[tuple[str, str]] = [(key, problem)]
         super().__init__(f"prodready config: {key}: {problem}" if key else f"prodready: {problem}")
 
 

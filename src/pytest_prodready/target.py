@@ -615,6 +615,7 @@ class Target:
         redirects: list[tuple[int, str]] = []
         hops: list[Exchange] = []
         dest = self._destination(url)
+        headers = {**self._request_headers(dest, headers, secret_headers), **headers}
         # One deadline for the probe, its redirects included: six slow hops must not make
         # six deadlines.
         until = time.monotonic() + self.exchange_deadline
@@ -655,7 +656,28 @@ class Target:
     def _carries_secret(self, header: str) -> bool:
         name = header.lower()
         custom = str(self.settings.get("auth.header") or "").lower()
-        return name in SECRET_HEADERS or name == custom
+        extra = {str(h["name"]).lower() for h in self.settings.get("request_headers") or ()}
+        return name in SECRET_HEADERS or name == custom or name in extra
+
+    def _request_headers(self, dest: Destination, *own: dict[str, str]) -> dict[str, str]:
+        """`request_headers` from config (each value from its env var, a secret), for a
+        request to the base URL's own origin only, never where the probe sets that header
+        itself. Other hosts and plain HTTP (tls.http_url) never receive them."""
+        configured = self.settings.get("request_headers") or ()
+        if not configured:
+            return {}
+        try:
+            if not destination(self.base_url).same_origin(dest):
+                return {}
+        except UnsafeURL:
+            return {}
+        taken = {name.lower() for headers in own for name in headers}
+        out: dict[str, str] = {}
+        for i, item in enumerate(configured):
+            value = self.settings.secret(f"request_headers[{i}].value_env")
+            if value is not None and str(item["name"]).lower() not in taken:
+                out[str(item["name"])] = value
+        return out
 
     def _send_one(self, method: str, url: str, headers: dict[str, str], body: bytes,
                   until: float, *, retrying: bool, credentialed: bool) -> tuple[Exchange, str | None]:

@@ -1,103 +1,407 @@
-"""Scorecard renderers: terminal text, Markdown (CI job summaries), JSON and HTML."""
+"""Scorecard renderers: terminal text, Markdown (CI job summaries), JSON and HTML.
+
+Everything a target controls (messages, subjects, header values, body excerpts, node ids
+of checks on configured subjects) is text to show, never markup to obey:
+- every string passes through `masking.strip_control` (escape sequences, C0/C1 controls,
+  bidi and zero-width characters) before any renderer sees it;
+- Markdown: punctuation that could start markup is backslash-escaped, and any word that
+  a renderer could turn into a link (`https://…`, `//host`, `www.…`, `a@b`, `scheme:x`,
+  `host.tld`) is shown as inline code, whose fence is longer than any backtick run inside;
+  evidence goes in fenced blocks fenced the same way. No target string can become a link,
+  an image, HTML or emphasis (tests/report/test_render.py feeds the output to GitHub's
+  cmark-gfm and to markdown-it with linkify on);
+- HTML: `html.escape(..., quote=True)` on every string, in text and attributes.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import os
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+from pytest_prodready.masking import strip_control
 from pytest_prodready.report.scorecard import Scorecard
 
 FORMATS = (".json", ".md", ".html")
+# GitHub refuses a job summary over 1 MiB per step ($GITHUB_STEP_SUMMARY).
+STEP_SUMMARY_LIMIT = 1024 * 1024
+ELLIPSIS = "…"
+
+# Terminal widths: what a person reads in a CI log without scrolling sideways for ever.
+MESSAGE_CHARS = 200
+FIX_CHARS = 240
+BELOW_GATE_CHARS = 120
+SUBJECT_CHARS = 60
+SUBJECTS_SHOWN = 3
+# Markdown cells (a table row is one line: keep the table readable).
+MD_MESSAGE_CHARS = 300
+MD_SUBJECTS_SHOWN = 10
+EVIDENCE_LINES = 80
+
+
+# -- text -------------------------------------------------------------------------------------
+def plain(text: object) -> str:
+    """One line of displayable text: controls stripped, whitespace runs made one space."""
+    return " ".join(strip_control(str(text)).split())
+
+
+# Where a word too long to keep whole may still be cut without splitting a word in the
+# middle of its letters: after a path, query or list separator.
+_BREAKS = re.compile(r"[/&?=,;:.)\]}>-](?=[^/&?=,;:.)\]}>-])")
+
+
+def cut(text: object, limit: int) -> str:
+    """At most `limit` characters on one line, cut only at a word boundary, with '…'.
+
+    The last whole word that fits is kept. When the words that fit are few (a long URL or
+    token comes first), the cut falls after a separator inside that long word instead
+    (`/`, `&`, `=`, `,`, `.`...); only a single run of letters longer than half the limit
+    (a base64 blob has no boundary at all) is cut where the limit falls."""
+    text = plain(text)
+    if len(text) <= limit:
+        return text
+    room = text[:max(limit - 1, 1)]
+    if text[len(room)] == " ":
+        return room.rstrip(" ,;:") + ELLIPSIS
+    space = room.rfind(" ")
+    if space < limit // 2:
+        # Keeping only the few words before a long one would hide nearly everything.
+        space = max([space, *(m.end() for m in _BREAKS.finditer(text, 0, len(room) + 1))])
+    if space > 0:
+        return room[:space].rstrip(" ,;:") + ELLIPSIS
+    return room + ELLIPSIS
 
 
 def _score(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _headline(card: Scorecard) -> str:
-    return (f"verdict: {card.verdict}   score: {_score(card.score)}/100 ({card.grade})   "
-            f"fail-on: {card.fail_on}")
+def _grade_text(card: Scorecard) -> str:
+    cap = card.grade_cap
+    if cap is None:
+        return card.grade
+    return f"{card.grade} (score alone {card.raw_grade}; {cap['reason']})"
+
+
+def _count(groups: list[dict[str, Any]]) -> str:
+    findings = sum(g["count"] for g in groups)
+    if findings == len(groups):
+        return str(findings)
+    return f"{len(groups)} check{'s' if len(groups) != 1 else ''}, {findings} findings"
+
+
+def _label(group: dict[str, Any]) -> str:
+    return str(group["id"]) + (" (cannot judge)" if group["outcome"] == "error" else "")
+
+
+# -- terminal ---------------------------------------------------------------------------------
+def _subjects_text(subjects: list[str], shown: int = SUBJECTS_SHOWN) -> str:
+    if not subjects:
+        return ""
+    names = [cut(s, SUBJECT_CHARS) for s in subjects[:shown]]
+    if len(subjects) > shown:
+        return f" on {len(subjects)} subjects: {', '.join(names)}, +{len(subjects) - shown} more"
+    return " on " + ", ".join(names)
 
 
 def terminal(card: Scorecard) -> list[str]:
-    lines = [f"target: {card.target}" + (f"   profile: {card.profile}" if card.profile else ""),
-             _headline(card), ""]
-    lines.append(f"{'category':<12} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7} "
-                 f"{'waived':>6} {'score':>5}")
+    """What a person reads first: verdict, score and grade, the blockers and their fixes;
+    then the category table, what is below the gate, what is waived."""
+    lines = [f"target: {plain(card.target)}" + (f"   profile: {plain(card.profile)}" if card.profile else ""),
+             f"verdict: {card.verdict}   score: {_score(card.score)}/100   grade: {_grade_text(card)}   "
+             f"fail-on: {card.fail_on}"]
+    groups = card.blocker_groups
+    if groups:
+        lines += ["", f"blockers ({_count(groups)}):"]
+        for g in groups:
+            lines.append(f"  {g['severity'].upper():<8} {plain(_label(g))}{_subjects_text(g['subjects'])}")
+            lines.append(f"           {cut(g['message'], MESSAGE_CHARS)}")
+            if g["remediation"]:
+                lines.append(f"           fix: {cut(g['remediation'], FIX_CHARS)}")
+    lines += ["", f"{'category':<12} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7} "
+                  f"{'waived':>6} {'score':>5}"]
     for row in card.categories():
-        lines.append(f"{row['name']:<12} {row['passed']:>6} {row['failed']:>6} {row['error']:>6} "
+        lines.append(f"{plain(row['name']):<12} {row['passed']:>6} {row['failed']:>6} {row['error']:>6} "
                      f"{row['skipped']:>7} {row['waived']:>6} {_score(row['score']):>5}")
-    if card.blockers:
-        lines += ["", f"blockers ({len(card.blockers)}):"]
-        for r in card.blockers:
-            lines.append(f"  {r['severity'].upper():<8} {r['nodeid']}")
-            lines.append(f"           {r['message'][:300]}")
-            if r.get("remediation"):
-                lines.append(f"           fix: {r['remediation']}")
-    if card.below_gate:
-        lines += ["", f"below the fail-on gate ({len(card.below_gate)}, not failing the run):"]
-        lines += [f"  {r['severity'].upper():<8} {r['nodeid']}: {r['message'][:200]}"
-                  for r in card.below_gate]
-    waived = [r for r in card.sorted_records() if r["outcome"] == "waived"]
-    if waived:
-        lines += ["", f"waived ({len(waived)}):"]
-        for r in waived:
+    below = card.below_gate_groups
+    if below:
+        lines += ["", f"below the fail-on gate ({_count(below)}, not failing the run):"]
+        lines += [f"  {g['severity'].upper():<8} {plain(_label(g))}{_subjects_text(g['subjects'])}: "
+                  f"{cut(g['message'], BELOW_GATE_CHARS)}" for g in below]
+    if card.waived:
+        lines += ["", f"waived ({len(card.waived)}):"]
+        for r in card.waived:
             waiver = r.get("waiver") or {}
-            lines.append(f"  {r['nodeid']}: {waiver.get('reason') or r['message']} "
-                         f"(until {waiver.get('expires') or 'no expiry'})")
+            reason = cut(waiver.get("reason") or r["message"], MESSAGE_CHARS)
+            lines.append(f"  {plain(r['nodeid'])}: {reason} "
+                         f"(until {plain(waiver.get('expires') or 'no expiry')})")
     return lines
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+# -- Markdown ---------------------------------------------------------------------------------
+# ASCII punctuation that can open or close inline Markdown (CommonMark + GFM + GitHub's
+# math): emphasis, code, links and images (no '[', no '(' can follow one), HTML and
+# entities, table cells, strikethrough, math. Backslash-escaping them is valid CommonMark.
+# Target text is only ever placed inline (in table cells, after our own text), never at the
+# start of a line, so the block markers (#, -, +, =, >, 1.) have nothing to start.
+_MD_SPECIAL = frozenset("\\`*_[]<>&|~$")
+# A word some renderer would make a link of: a scheme or protocol-relative URL, www.,
+# an e-mail or xmpp address, 'scheme:anything', or a bare host with a TLD-looking tail
+# (markdown-it's linkify; GitHub links only the first three). Such words become code.
+_LINKISH = re.compile(r"//|@|\bwww\.|[A-Za-z][A-Za-z0-9+.-]*:\S|[^\W_]\.[^\W\d_]{2}", re.IGNORECASE)
 
 
-def markdown(card: Scorecard) -> str:
+def md_escape(text: str) -> str:
+    """Inline text whose every markup-significant character is backslash-escaped."""
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in text)
+
+
+def md_code(text: str) -> str:
+    """An inline code span showing `text` verbatim (one line), however many backticks it has."""
+    text = plain(text)
+    if not text:
+        return ""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _spaced_code(part: str) -> str:
+    # A code span trims its padding: spaces around the part are kept outside it.
+    return (" " if part[:1] == " " else "") + md_code(part) + (" " if part[-1:] == " " else "")
+
+
+def md_literal(text: object) -> str:
+    """Inline code that is also safe in a table cell: pipes stay outside the spans."""
+    return "\\|".join(_spaced_code(part) for part in plain(text).split("|"))
+
+
+def _md_word(word: str) -> str:
+    return "\\|".join(md_code(part) if _LINKISH.search(part) else md_escape(part)
+                      for part in word.split("|"))
+
+
+def md_text(text: object, limit: int | None = None) -> str:
+    """Prose (a message, a fix) as inert inline Markdown on one line, cut at a word
+    boundary. For inline positions only (a table cell, after other text)."""
+    line = cut(text, limit) if limit else plain(text)
+    return " ".join(_md_word(word) for word in line.split(" "))
+
+
+def _md_subjects(subjects: list[str]) -> str:
+    shown = ", ".join(md_literal(s) for s in subjects[:MD_SUBJECTS_SHOWN])
+    more = len(subjects) - MD_SUBJECTS_SHOWN
+    return shown + (f", and {more} more" if more > 0 else "")
+
+
+def md_fence(lines: Iterable[str], info: str = "text") -> list[str]:
+    """A fenced code block showing `lines` verbatim: its fence is longer than any backtick
+    run inside, so no line can close it."""
+    body = [strip_control(line) for line in lines]
+    longest = max((len(run) for line in body for run in re.findall(r"`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, *body, fence]
+
+
+def evidence_lines(evidence: Iterable[Mapping[str, Any]], limit: int = EVIDENCE_LINES) -> list[str]:
+    """A readable transcript of a record's evidence (HTTP exchanges, TLS facts), bounded."""
+    lines: list[str] = []
+    for item in evidence:
+        if lines:
+            lines.append("")
+        if "request" in item:
+            request, response = item.get("request") or {}, item.get("response") or {}
+            lines.append(f"> {request.get('method', '')} {request.get('url', '')}")
+            lines += [f"> {k}: {v}" for k, v in (request.get("headers") or {}).items()]
+            for status, location in response.get("redirects") or []:
+                lines.append(f"  (redirect {status} -> {location})")
+            if response.get("status") is None:
+                lines.append(f"< no response: {response.get('error', '')}")
+            else:
+                lines.append(f"< {response.get('status')} {response.get('reason', '')}".rstrip())
+            lines += [f"< {k}: {v}" for k, v in response.get("headers") or []]
+            body = str(response.get("body_excerpt") or "")
+            if body:
+                lines.append("<")
+                lines += [f"< {line}" for line in body.splitlines()]
+            if response.get("note"):
+                lines.append(f"  note: {response['note']}")
+        elif "tls" in item:
+            facts = dict(item.get("tls") or {})
+            certificate = facts.pop("certificate", None) or {}
+            lines += [f"tls {k}: {v}" for k, v in facts.items() if v not in (None, "", [])]
+            lines += [f"certificate {k}: {v}" for k, v in certificate.items() if v not in (None, "", [])]
+        else:
+            lines.append(json.dumps(item, default=str, ensure_ascii=False))
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"… {len(lines) - limit} more lines in the JSON report"]
+    return [strip_control(line) for line in lines]
+
+
+def _md_head(card: Scorecard) -> list[str]:
     icon = "✅" if card.verdict == "READY" else "❌"
+    cap = card.grade_cap
+    grade = f"grade **{card.grade}**" + (
+        f" (score alone {card.raw_grade}; {md_escape(cap['reason'])})" if cap else "")
     out = [f"# Production readiness: {icon} {card.verdict}", "",
-           f"Target: `{card.target}` · score **{_score(card.score)}/100 ({card.grade})** · "
+           f"**{card.verdict}** · score **{_score(card.score)}/100** · {grade} · "
            f"fail-on: `{card.fail_on}`", "",
-           "| category | passed | failed | errors | skipped | waived | score |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+           f"Target: {md_literal(card.target)}"
+           + (f" · profile: {md_literal(card.profile)}" if card.profile else "")]
+    groups = card.blocker_groups
+    if groups:
+        out += ["", f"## Blockers ({_count(groups)})", "",
+                "| severity | check | on | finding | fix |", "|---|---|---|---|---|"]
+        for g in groups:
+            check = md_literal(g["id"]) + (" (cannot judge)" if g["outcome"] == "error" else "")
+            out.append(f"| **{g['severity']}** | {check} | {_md_subjects(g['subjects'])} | "
+                       f"{md_text(g['message'], MD_MESSAGE_CHARS)} | {md_text(g['remediation'])} |")
+    out += ["", "## Categories", "",
+            "| category | passed | failed | errors | skipped | waived | score |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
     for row in card.categories():
-        out.append(f"| {row['name']} | {row['passed']} | {row['failed']} | {row['error']} | "
+        out.append(f"| {md_text(row['name'])} | {row['passed']} | {row['failed']} | {row['error']} | "
                    f"{row['skipped']} | {row['waived']} | {_score(row['score'])} |")
-    if card.blockers:
-        out += ["", "## Blockers", "", "| severity | check | finding | fix |", "|---|---|---|---|"]
-        for r in card.blockers:
-            out.append(f"| {r['severity']} | `{_md_cell(r['nodeid'])}` | {_md_cell(r['message'][:300])} | "
-                       f"{_md_cell(r.get('remediation', ''))} |")
-    out += ["", "## All checks", "", "| outcome | severity | check | message |", "|---|---|---|---|"]
-    for r in card.sorted_records():
-        out.append(f"| {r['outcome']} | {r['severity']} | `{_md_cell(r['nodeid'])}` | "
-                   f"{_md_cell(r['message'][:200])} |")
-    return "\n".join(out) + "\n"
+    below = card.below_gate_groups
+    if below:
+        out += ["", f"## Below the fail-on gate ({_count(below)}, not failing the run)", "",
+                "| severity | check | on | finding |", "|---|---|---|---|"]
+        out += [f"| {g['severity']} | {md_literal(_label(g))} | {_md_subjects(g['subjects'])} | "
+                f"{md_text(g['message'], MD_MESSAGE_CHARS)} |" for g in below]
+    if card.waived:
+        out += ["", f"## Waived ({len(card.waived)})", "", "| check | reason | until |", "|---|---|---|"]
+        for r in card.waived:
+            waiver = r.get("waiver") or {}
+            out.append(f"| {md_literal(r['nodeid'])} | {md_text(waiver.get('reason') or r['message'])} | "
+                       f"{md_text(waiver.get('expires') or 'no expiry')} |")
+    return out
+
+
+def _md_evidence(card: Scorecard) -> list[str]:
+    """Per blocker group, the evidence of its first finding, collapsed."""
+    out: list[str] = []
+    by_nodeid = {r["nodeid"]: r for r in card.records}
+    for g in card.blocker_groups:
+        first = by_nodeid.get(g["nodeids"][0]) or {}
+        lines = evidence_lines(first.get("evidence") or [])
+        if not lines:
+            continue
+        # Inside <summary> we are in raw HTML, where Markdown escaping means nothing.
+        summary = html.escape(f"{plain(g['id'])} — {plain(first.get('nodeid', ''))}", quote=True)
+        out += ["", f"<details><summary>{summary}</summary>", "", *md_fence(lines), "", "</details>"]
+    return ["", "## Evidence", *out] if out else []
+
+
+def _md_checks(card: Scorecard) -> tuple[list[str], list[str]]:
+    head = ["", "## All checks", "", "| outcome | severity | check | message |", "|---|---|---|---|"]
+    rows = [f"| {r['outcome']} | {r['severity']} | {md_literal(r['nodeid'])} | "
+            f"{md_text(r['message'], 200)} |" for r in card.sorted_records()]
+    return head, rows
+
+
+def _size(lines: list[str]) -> int:
+    return sum(len(line.encode("utf-8")) + 1 for line in lines)
+
+
+def markdown(card: Scorecard, *, limit: int = STEP_SUMMARY_LIMIT) -> str:
+    """The Markdown report, at most `limit` bytes (GitHub's job-summary cap): when it would
+    be larger, the evidence goes first, then rows of the all-checks table, with a note."""
+    head = _md_head(card)
+    evidence = _md_evidence(card)
+    checks_head, rows = _md_checks(card)
+    note = ["", "_Shortened to fit the size limit of a job summary: the JSON report has "
+                "every check and its evidence._"]
+    full = [*head, *evidence, *checks_head, *rows]
+    if _size(full) <= limit:
+        return "\n".join(full) + "\n"
+    budget = limit - _size(head) - _size(checks_head) - _size(note)
+    kept: list[str] = []
+    for row in rows:
+        budget -= _size([row])
+        if budget < 0:
+            break
+        kept.append(row)
+    out = [*head, *([*checks_head, *kept] if kept else []), *note]
+    text = "\n".join(out) + "\n"
+    if len(text.encode("utf-8")) > limit:  # a pathological head (thousands of custom blockers)
+        text = text.encode("utf-8")[:max(limit - _size(note) - 1, 0)].decode("utf-8", "ignore")
+        text = text[:text.rfind("\n") + 1] + "\n".join(note) + "\n"
+    return text
+
+
+def write_step_summary(card: Scorecard, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Append the Markdown report to $GITHUB_STEP_SUMMARY when set, within the 1 MiB a step
+    may write there (what the step already wrote counts). Returns the file written."""
+    target = environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return None
+    path = Path(target)
+    used = path.stat().st_size if path.exists() else 0
+    room = STEP_SUMMARY_LIMIT - used
+    if room <= 1024:
+        return None
+    with path.open("a", encoding="utf-8") as summary:
+        summary.write(markdown(card, limit=room))
+    return path
+
+
+# -- HTML -------------------------------------------------------------------------------------
+def _e(value: object) -> str:
+    return html.escape(strip_control(str(value)), quote=True)
+
+
+def _html_evidence(record: Mapping[str, Any]) -> str:
+    lines = evidence_lines(record.get("evidence") or [])
+    if not lines:
+        return ""
+    count = len(record.get("evidence") or [])
+    return (f"<details><summary>evidence ({count})</summary><pre>{_e(chr(10).join(lines))}</pre>"
+            "</details>")
 
 
 def html_page(card: Scorecard) -> str:
-    e = html.escape
+    e = _e
     rows = "\n".join(
-        f"<tr class='{e(r['outcome'])}'><td>{e(r['outcome'])}</td><td>{e(r['severity'])}</td>"
-        f"<td><code>{e(r['nodeid'])}</code></td><td>{e(r['message'][:300])}</td>"
-        f"<td>{e(r.get('remediation', ''))}</td></tr>"
+        f"<tr class=\"{e(r['outcome'])}\"><td>{e(r['outcome'])}</td><td>{e(r['severity'])}</td>"
+        f"<td><code>{e(r['nodeid'])}</code></td><td>{e(cut(r['message'], 300))}</td>"
+        f"<td>{e(r.get('remediation') or '')}</td><td>{_html_evidence(r)}</td></tr>"
         for r in card.sorted_records())
     cats = "\n".join(
         f"<tr><td>{e(c['name'])}</td><td>{c['passed']}</td><td>{c['failed']}</td><td>{c['error']}</td>"
         f"<td>{c['skipped']}</td><td>{c['waived']}</td><td>{_score(c['score'])}</td></tr>"
         for c in card.categories())
+    groups = card.blocker_groups
+    blockers = "\n".join(
+        f"<li class=\"{e(g['severity'])}\"><b>{e(g['severity'])}</b> <code>{e(_label(g))}</code>"
+        + (f" on {', '.join(f'<code>{e(s)}</code>' for s in g['subjects'])}" if g["subjects"] else "")
+        + f"<br>{e(cut(g['message'], 300))}"
+        + (f"<br>fix: {e(g['remediation'])}" if g["remediation"] else "") + "</li>"
+        for g in groups)
+    blockers_html = (f"<h2>Blockers ({e(_count(groups))})</h2><ul id=\"blockers\">{blockers}</ul>"
+                     if groups else "")
+    cap = card.grade_cap
+    cap_html = (f" <span id=\"grade-cap\">score alone {e(card.raw_grade)}; {e(cap['reason'])}</span>"
+                if cap else "")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>prodready: {e(card.verdict)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.failed,.error{{background:#fde2e2}}
-.passed{{background:#e3f6e3}}.waived,.skipped{{background:#f3f3f3}}</style></head>
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
+.failed,.error{{background:#fde2e2}}.passed{{background:#e3f6e3}}.waived,.skipped{{background:#f3f3f3}}
+pre{{white-space:pre-wrap;max-width:60em}}</style></head>
 <body><h1 id="verdict">{e(card.verdict)}</h1>
 <p>Target <code>{e(card.target)}</code> · score <b id="score">{_score(card.score)}</b>/100
-(<span id="grade">{e(card.grade)}</span>) · fail-on {e(card.fail_on)}</p>
+(grade <span id="grade">{e(card.grade)}</span>{cap_html}) · fail-on {e(card.fail_on)}</p>
+{blockers_html}
+<h2>Categories</h2>
 <table id="categories"><tr><th>category</th><th>passed</th><th>failed</th><th>errors</th>
 <th>skipped</th><th>waived</th><th>score</th></tr>{cats}</table>
 <h2>Checks</h2><table id="checks"><tr><th>outcome</th><th>severity</th><th>check</th>
-<th>message</th><th>fix</th></tr>{rows}</table></body></html>
+<th>message</th><th>fix</th><th>evidence</th></tr>{rows}</table></body></html>
 """
 
 

@@ -57,10 +57,10 @@ _BREAKS = re.compile(r"[/&?=,;:.)\]}>-](?=[^/&?=,;:.)\]}>-])")
 def cut(text: object, limit: int) -> str:
     """At most `limit` characters on one line, cut only at a word boundary, with '…'.
 
-    The last whole word that fits is kept. When the words that fit are few (a long URL or
-    token comes first), the cut falls after a separator inside that long word instead
-    (`/`, `&`, `=`, `,`, `.`...); only a single run of letters longer than half the limit
-    (a base64 blob has no boundary at all) is cut where the limit falls."""
+    The last whole word that fits is kept. When that would keep less than half the limit
+    (a long URL or token follows), the cut may fall after a separator inside the long word
+    instead (`/`, `&`, `=`, `,`, `.`...). Only text with neither a space nor a separator in
+    its first `limit` characters (one base64 blob) is cut where the limit falls."""
     text = plain(text)
     if len(text) <= limit:
         return text

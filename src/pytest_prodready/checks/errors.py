@@ -6,6 +6,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from pytest_prodready import debugpages
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import BODY_METHODS, base_probes, not_found_probe
 from pytest_prodready.config import Settings
@@ -14,22 +15,23 @@ from pytest_prodready.registry import check
 from pytest_prodready.target import Probe
 
 MALFORMED_JSON = b'{"prodready": "malformed", '
-# Traces and debug pages of the common stacks. Each pattern is specific to a real trace.
-STACK_TRACES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("Python traceback", re.compile(r"Traceback \(most recent call last\)")),
-    ("Werkzeug debugger", re.compile(r"Werkzeug Debugger|The debugger caught an exception")),
-    ("Django debug page", re.compile(r"You're seeing this error because you have <code>DEBUG = True")),
-    ("Java stack trace", re.compile(r"(Exception|Error)(: [^\n]*)?\n\s+at [\w$.]+\([\w$]+\.java:\d+\)")),
-    ("Node.js stack trace",
-     re.compile(r"\n\s+at (?:[\w$.<>]+ )?\(?(?:/|[A-Za-z]:\\|node:)[^\n]*:\d+:\d+\)?")),
-    ("PHP error",
-     re.compile(r"(Fatal error|Parse error|Warning)</b>?: .* on line <b>?\d+|Stack trace:\n#0 ")),
-    ("Ruby backtrace", re.compile(r"\.rb:\d+:in `")),
-    ("Go panic", re.compile(r"goroutine \d+ \[running\]|panic: runtime error")),
-    (".NET exception", re.compile(r"   at System\.[\w.]+\(|Server Error in '/' Application")),
-    ("Rails error page", re.compile(r"Action Controller: Exception caught")),
-    ("Laravel error page", re.compile(r"Whoops, looks like something went wrong|Illuminate\\\\")),
-)
+# Query parameters frameworks and views commonly choke on: arrays and maps where a scalar is
+# expected, invalid UTF-8, a negative limit, a NUL byte.
+ODD_PARAMS = "id[]=1&id[a]=%ff&limit=-1&page=%00"
+# A path segment that is a cut-off UTF-8 sequence: valid percent-escapes (so HTTP clients
+# and proxies pass it on unchanged), invalid text once decoded. A router either fails to
+# decode it itself (Express: "Failed to decode param") or hands it to the view, which fails
+# to parse it as an id (int(), a lookup). In most frameworks the debug page shows only where
+# something raises, so this is where to look.
+RAISING_SEGMENT = "%E0%A4"
+# What a browser sends: several frameworks choose HTML debug pages only for it (Starlette
+# answers */* with a plain-text traceback and text/html with its debugger page).
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+# errors.pages beyond this many are not probed (two requests each); the verdict says so.
+MAX_PAGES = 20
+# How many exposures a failure message lists (the report keeps every exchange).
+LISTED_HITS = 6
+_ID_SEGMENT = re.compile(r"^(?:\d+|[0-9a-fA-F]{8,}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$")
 INTERNAL_NAME = re.compile(
     r"\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:internal|local|lan|corp|intranet|svc\.cluster\.local)\b",
     re.IGNORECASE)
@@ -49,27 +51,68 @@ def malformed_probe(settings: Settings, endpoint: str) -> Probe:
                           credential=credential, follow_redirects=False)
 
 
+def with_odd_params(path: str) -> str:
+    return f"{path}{'&' if '?' in path else '?'}{ODD_PARAMS}"
+
+
+def raising_path(path: str) -> str:
+    """The path with its id segment (or, lacking one, a new last segment) made unparseable.
+
+    '/items/1' -> '/items/%E0%A4' (the detail route, with an id it cannot parse);
+    '/items' -> '/items/%E0%A4'; the query string is kept.
+    """
+    base, question, query = path.partition("?")
+    segments = base.split("/")
+    if not segments[-1] or _ID_SEGMENT.match(segments[-1]):
+        segments[-1] = RAISING_SEGMENT
+    else:
+        segments.append(RAISING_SEGMENT)
+    return "/".join(segments) + question + query
+
+
+def page_probes(settings: Settings, endpoint: str) -> list[Probe]:
+    """Two requests that make a page raise: odd parameters, and an unparseable path.
+
+    Reads only (GET), except for an endpoint that takes a body: it gets malformed JSON,
+    which a correct target refuses.
+    """
+    method, _, path = endpoint.partition(" ")
+    if method in BODY_METHODS:
+        return [malformed_probe(settings, f"{method} {path}"),
+                malformed_probe(settings, f"{method} {raising_path(path)}")]
+    return [Probe.get(with_odd_params(path)), Probe.get(raising_path(path), {"Accept": BROWSER_ACCEPT})]
+
+
+def error_pages(settings: Settings) -> list[str]:
+    """The endpoints of errors.pages that are probed (at most MAX_PAGES)."""
+    return list(settings.get("errors.pages") or [])[:MAX_PAGES]
+
+
 def odd_request_probes(settings: Settings) -> list[Probe]:
-    """Requests a framework commonly chokes on: unknown paths, bad encodings, odd parameters."""
-    page = str(settings.get("page", "/"))
-    sep = "&" if "?" in page else "?"
-    return [
-        not_found_probe(),
-        Probe.get(f"{page}{sep}id[]=1&id[a]=%ff&limit=-1&page=%00"),
-        Probe.get("/prodready-nonexistent-3f9c1a7e/%2e%2e%2f%c0%ae"),
-    ]
+    """Requests a framework commonly chokes on: unknown paths, bad encodings, odd parameters,
+    for the page and for each of errors.pages."""
+    probes = [not_found_probe(), *page_probes(settings, f"GET {settings.get('page', '/')}"),
+              Probe.get("/prodready-nonexistent-3f9c1a7e/%2e%2e%2f%c0%ae")]
+    for endpoint in error_pages(settings):
+        probes += page_probes(settings, endpoint)
+    return list(dict.fromkeys(probes))
 
 
 def _trace_probes(settings: Settings, _subject: str) -> list[Probe]:
-    return odd_request_probes(settings) + [malformed_probe(settings, e) for e in json_endpoints(settings)]
+    probes = odd_request_probes(settings) + [malformed_probe(settings, e) for e in json_endpoints(settings)]
+    return list(dict.fromkeys(probes))
+
+
+def find_debug_page(ex: Exchange) -> debugpages.Finding | None:
+    """The framework debug page or stack trace in a response, if any (see debugpages)."""
+    return debugpages.detect(ex.text, ex.header("Content-Type"))
 
 
 def find_trace(ex: Exchange) -> str | None:
-    text = ex.text
-    for kind, pattern in STACK_TRACES:
-        if pattern.search(text):
-            return kind
-    return None
+    """What the response exposes, named by framework and page ('Django technical 500 page
+    (DEBUG = True)', 'Python traceback'), or None."""
+    finding = find_debug_page(ex)
+    return finding.label if finding else None
 
 
 @check("errors.not_found_is_404", title="an unknown path gets 404", severity="medium",
@@ -112,11 +155,19 @@ def malformed_input_is_4xx(ctx: Context) -> None:
        remediation="Turn off debug mode in production and return generic error pages; "
                    "log traces server-side only.")
 def no_stack_traces(ctx: Context) -> None:
-    hits = [(trace, ex) for ex in ctx.responses() if (trace := find_trace(ex))]
+    responses = ctx.responses()
+    hits = [(finding, ex) for ex in responses if (finding := find_debug_page(ex))]
     if hits:
-        ctx.fail("stack traces exposed: " + "; ".join(f"{t} in {ex.where} ({ex.status})" for t, ex in hits),
+        listed = "; ".join(f"{f.label} in {ex.where} ({ex.status})" for f, ex in hits[:LISTED_HITS])
+        if len(hits) > LISTED_HITS:
+            listed += f"; and {len(hits) - LISTED_HITS} more"
+        first = hits[0][0]
+        ctx.fail(f"stack traces or debug pages exposed: {listed}. First seen: \u201c{first.quote}\u201d",
                  *(ex for _, ex in hits))
-    ctx.passed(f"no stack trace in {len(ctx.responses())} error response(s)")
+    configured = len(ctx.settings.get("errors.pages") or [])
+    skipped = (f"; errors.pages: only the first {MAX_PAGES} of {configured} probed"
+               if configured > MAX_PAGES else "")
+    ctx.passed(f"no stack trace in {len(responses)} error response(s){skipped}")
 
 
 def internal_references(ex: Exchange, own_host: str) -> list[str]:

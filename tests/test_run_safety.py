@@ -203,16 +203,9 @@ DOWN: dict[str, tuple[Callable[[], AbstractContextManager[dt.Raw]], str]] = {
     "http_to_tls": (dt.serve_https_page, "did you mean https://"),
     "https_to_plain": (lambda: dt.serve_raw(dt.plain_http, scheme="https"), "did you mean http://?"),
 }
-HTTP_TO_TLS_BUG = (
-    "target.describe_error/preflight: an http:// URL to an OpenSSL (Python ssl) TLS port is "
-    "reported as 'connection reset by the target': OpenSSL answers an HTTP request with no "
-    "TLS alert (SSL_AD_NO_ALERT) and the socket closes with unread data (RST), so the "
-    "'did you mean https://?' hint, which needs a TLS record in the status line, never shows")
 
 
-@pytest.mark.parametrize("case", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=HTTP_TO_TLS_BUG, strict=True))
-    if name == "http_to_tls" else name for name in DOWN])
+@pytest.mark.parametrize("case", list(DOWN))
 def test_down_target_is_one_run_level_message(pytester: pytest.Pytester, case: str) -> None:
     serve_it, expected = DOWN[case]
     with serve_it() as raw:
@@ -284,14 +277,6 @@ def test_rate_limited_checker_ends_bounded_and_cannot_judge(rate_limited_run: Ra
         assert re.search(r"rate[- ]limit", record["message"]), record["message"]
 
 
-PARTIAL_SCAN_BUG = (
-    "checking.Context.responses: a check that scans many probes (exposure.secrets_in_responses, "
-    "errors.no_internal_hosts) passes on the few usable answers when almost all its probes were "
-    "429 or not sent because of rate limiting ('no credential patterns in 20 response(s)' with "
-    "~280 of 300 probes refused): a pass over responses it never saw, not 'cannot judge'")
-
-
-@pytest.mark.xfail(reason=PARTIAL_SCAN_BUG, strict=True)
 def test_rate_limited_scans_are_not_passed_on_a_fraction(rate_limited_run: RateLimitedRun) -> None:
     report, _, _ = rate_limited_run
     partial = [(r["id"], r["outcome"], r["message"]) for r in report["checks"]
@@ -434,14 +419,6 @@ def test_a_users_test_printing_a_known_secret_is_masked(leaky_run: tuple[pytest.
         assert VALID_TOKEN not in text, where
 
 
-MASKED_HEADLINE_BUG = (
-    "plugin._mask_report: a masked failure's longrepr becomes a plain string, so its "
-    "reprcrash is lost: the -r short summary line and JUnit's <failure message=...> carry the "
-    "whole traceback (starting with the '-l' locals) instead of the one-line "
-    "'AssertionError: assert ...' headline")
-
-
-@pytest.mark.xfail(reason=MASKED_HEADLINE_BUG, strict=True)
 def test_a_masked_failure_keeps_its_one_line_headline(leaky_run: tuple[pytest.RunResult, str]) -> None:
     import xml.etree.ElementTree as ET
 
@@ -563,16 +540,6 @@ def test_self_signed_target_is_judged(
     assert any(s.path == "/" for s in app.log)  # the page was really fetched (unverified)
 
 
-UNVERIFIED_CREDENTIAL_BUG = (
-    "target.Target._send_hop/_send_one: once one probe has found the certificate untrusted, "
-    "every later hop is sent on the unverified session (insecure = self.untrusted is not None), "
-    "credentialed or not; the 'not sent: the certificate does not verify' refusal only applies "
-    "to a probe whose own verified attempt raised _Untrusted. So after the preflight, the "
-    "configured auth token (Authorization: Bearer <real token>), the metrics token and the "
-    "forged tokens all go out over TLS that was never verified")
-
-
-@pytest.mark.xfail(reason=UNVERIFIED_CREDENTIAL_BUG, strict=True)
 def test_self_signed_target_gets_no_credential(
         self_signed_run: tuple[pytest.RunResult, dict[str, Any], dt.App]) -> None:
     _, report, app = self_signed_run
@@ -587,7 +554,6 @@ def test_self_signed_target_gets_no_credential(
     assert custom["outcome"] == "passed", custom
 
 
-@pytest.mark.xfail(reason=UNVERIFIED_CREDENTIAL_BUG, strict=True)
 def test_no_credential_over_unverified_tls_after_an_anonymous_probe(
         flask_app: Callable[..., dt.App], target_for: Callable[..., Target]) -> None:
     """In the library, the order that matters: a credentialed probe before any other is

@@ -60,6 +60,8 @@ class Context:
     exchanges: list[Exchange] = field(default_factory=list)
     facts: list[Fact] = field(default_factory=list)
     message: str = ""
+    # Exchanges a scan (responses()) could not use: while any is missing, no pass.
+    missing: list[Exchange] = field(default_factory=list)
 
     def add_fact(self, fact: Fact) -> None:
         """Record non-HTTP evidence (once) for the report."""
@@ -92,6 +94,9 @@ class Context:
             first = self.exchanges[0]
             raise CannotJudge(f"no probe got an answer ({first.request_line}: "
                               f"{first.error or 'rate limited'})")
+        # A scan of part of what it meant to look at may still find a defect, but may not
+        # pass: passed() refuses while probes are missing (rate limited, not sent...).
+        self.missing = [ex for ex in self.exchanges if ex not in usable]
         return usable
 
     def _accept(self, exchange: Exchange, rate_limit_is_answer: bool) -> Exchange:
@@ -111,6 +116,12 @@ class Context:
                            check_id=self.spec.id, rendered=render_failure(self.spec, message, shown))
 
     def passed(self, message: str) -> None:
+        if self.missing:
+            first = self.missing[0]
+            raise CannotJudge(
+                f"only {len(self.exchanges) - len(self.missing)} of {len(self.exchanges)} probes got "
+                f"an answer ({first.request_line}: {first.error or 'rate limited (429)'}); a pass "
+                "on part of them would not be true")
         self.message = message
 
     def skip(self, reason: str) -> NoReturn:

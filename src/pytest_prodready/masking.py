@@ -52,7 +52,9 @@ _SECRET_PARAM = re.compile(
 # The same carriers inside free text (messages, bodies, log lines): a token-ish query
 # parameter after '?' or '&', and the password of a URL's userinfo.
 _TEXT_PARAM = re.compile(r"(?P<head>[?&](?P<name>[^=&?#\s\"'<>]+)=)(?P<value>[^&#\s\"'<>]+)")
-_TEXT_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s:@]*:)(?P<value>[^/?#\s@]+)(?=@)")
+# A backslash ends the authority for urllib3 (http://evil:80\@good/ goes to "evil"): such a
+# URL has no password to mask, and masking "80\" would make it read as userinfo at "good".
+_TEXT_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s:@\\]*:)(?P<value>[^/?#\s@\\]+)(?=@)")
 # Control characters and ANSI escape sequences sent by a target must not reach a terminal.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)?")
 # Every other control character (C0 but tab and newline, DEL, C1) is shown as a visible

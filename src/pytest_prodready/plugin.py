@@ -437,18 +437,28 @@ def _mask_report(report: pytest.TestReport, masker: Any) -> None:
     quotes a token, `-l` locals, captured output and logs (`-rA`), JUnit's copies of them.
 
     The plugin knows the configured secrets (and those discovered in responses), so it
-    masks them wherever pytest would show them. The traceback becomes plain text only when
-    it held something to mask."""
-    longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
-        report.longrepr = (longrepr[0], longrepr[1], masker.text(str(longrepr[2])))
-    elif longrepr is not None:
-        text = str(longrepr)
-        masked = masker.text(text)
-        if masked != text or isinstance(longrepr, str):
-            report.longrepr = masked
+    masks them wherever pytest would show them. pytest's failure representations are
+    dataclasses (traceback entries, locals, the crash line): they are masked in place, so
+    the one-line headline (`-r`, JUnit's message) and xdist's transport keep working."""
+    report.longrepr = _masked(report.longrepr, masker, set())
     if report.sections:
         report.sections = [(title, masker.text(content)) for title, content in report.sections]
+
+
+def _masked(value: Any, masker: Any, seen: set[int]) -> Any:
+    import dataclasses
+
+    if isinstance(value, str):
+        return masker.text(value)
+    if isinstance(value, list):
+        return [_masked(item, masker, seen) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_masked(item, masker, seen) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and id(value) not in seen:
+        seen.add(id(value))
+        for f in dataclasses.fields(value):
+            object.__setattr__(value, f.name, _masked(getattr(value, f.name), masker, seen))
+    return value
 
 
 def _record(item: pytest.Item, call: pytest.CallInfo[None],
@@ -572,13 +582,14 @@ class ScoreboardPlugin:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from pytest_prodready.report.render import write
+        from pytest_prodready.report.render import write, write_step_summary
 
         card = self._card()
         if not card.records:
             return
         for path in self.config.getoption("prodready_report") or []:
             write(card, Path(path))
+        write_step_summary(card)  # GitHub Actions' job summary, when $GITHUB_STEP_SUMMARY is set
         gated_out = [r for r in card.records if r["outcome"] in ("failed", "error") and not card.gating(r)]
         # Failures below the gate still show; only they failing must not fail the run.
         if (session.exitstatus == pytest.ExitCode.TESTS_FAILED and gated_out

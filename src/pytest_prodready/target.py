@@ -230,8 +230,8 @@ def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
         reason = str(getattr(inner, "verify_message", None) or getattr(inner, "reason", None)
                      or inner or text)
         if any(r in reason.upper() for r in PLAIN_HTTP_REASONS):
-            return ("TLS handshake failed: the port answers in plain HTTP, not TLS; did you mean "
-                    "http://?"), "connect"
+            return ("TLS handshake failed: the port answers in plain HTTP, not TLS (did you mean "
+                    "http://?)"), "connect"
         hint = ("; if the target uses a private CA, set tls.ca_bundle"
                 if "VERIFY" in text.upper() else "")
         return f"TLS handshake failed: {reason}{hint}", "connect"
@@ -242,7 +242,7 @@ def describe_error(exc: BaseException, timeout: float) -> tuple[str, str]:
     if (status := first(http.client.BadStatusLine)) is not None:
         line = str(status)
         if line.startswith(("\x15\x03", "\x16\x03")):
-            return "the port speaks TLS, not plain HTTP; did you mean https://?", "read"
+            return "the port speaks TLS, not plain HTTP (did you mean https://?)", "read"
         if line.startswith("SSH-"):
             return "the port speaks SSH, not HTTP; check the URL's port", "read"
         return f"malformed response: bad status line {line[:100]!r}", "read"
@@ -631,7 +631,9 @@ class Target:
             try:
                 next_dest = destination(urljoin(dest.url, location))
             except UnsafeURL as exc:
-                return _replace(exchange, note=f"redirect to {self.masker.url(location)!r} not "
+                # Quoted as text, not parsed as a URL: a parser would show where it *thinks*
+                # the Location goes, which is the very ambiguity that made us refuse it.
+                return _replace(exchange, note=f"redirect to {self.masker.text(location)!r} not "
                                                f"followed: {exc}")
             if next_dest.host not in self.allowed_hosts:
                 return _replace(exchange, note=f"redirect to {next_dest.host} not followed: it is "
@@ -684,7 +686,8 @@ class Target:
         """One hop; when the certificate does not verify, the same hop unverified (never with
         a credential: a secret goes only over TLS we could verify)."""
         try:
-            return self._send_hop(method, url, headers, body, until, retrying=retrying)
+            return self._send_hop(method, url, headers, body, until, retrying=retrying,
+                                  credentialed=credentialed)
         except _Untrusted as untrusted:
             with self._lock:
                 self.untrusted = self.untrusted or str(untrusted)
@@ -694,12 +697,15 @@ class Target:
                             error=(f"not sent: the certificate does not verify ({self.untrusted}), and "
                                    "credentials go only over verified TLS; set tls.ca_bundle to the "
                                    "CA that signed it")), None
-        return self._send_hop(method, url, headers, body, until, retrying=retrying)
+        return self._send_hop(method, url, headers, body, until, retrying=retrying,
+                              credentialed=False)
 
     def _send_hop(self, method: str, url: str, headers: dict[str, str], body: bytes,
-                  until: float, *, retrying: bool) -> tuple[Exchange, str | None]:
+                  until: float, *, retrying: bool, credentialed: bool) -> tuple[Exchange, str | None]:
         self.budget.charge()
-        insecure = self.untrusted is not None and url.startswith("https:")
+        # A request that carries a secret always verifies the certificate (and is refused
+        # above when it does not verify), whatever earlier probes found.
+        insecure = self.untrusted is not None and url.startswith("https:") and not credentialed
         session = self._session(retrying=retrying, insecure=insecure)
         sent_headers = {"User-Agent": USER_AGENT, **headers}
         base: dict[str, Any] = dict(
@@ -735,9 +741,14 @@ class Target:
                  cut: deadline.Watch) -> tuple[Exchange, str | None, bool]:
         """One request (with urllib3's retries) and its body: (exchange, Location, broke off)."""
         try:
-            response = session.request(
-                method, url, headers=headers, data=body or None, stream=True,
-                allow_redirects=False, timeout=(self.timeout, self.timeout))
+            # Straight to the adapter: Session.send would also prepare the *next* request of a
+            # redirect (requests does so even with allow_redirects=False), and a hostile
+            # Location (a double port, a latin-1 byte) raises there and loses the answer.
+            prepared = session.prepare_request(requests.Request(
+                method, url, headers=headers, data=body or None))
+            response = session.get_adapter(url).send(
+                prepared, stream=True, timeout=(self.timeout, self.timeout),
+                verify=session.verify, cert=None, proxies={})
         except (BudgetExceeded, OffAllowlist):
             raise
         except (requests.exceptions.RequestException, OSError, ValueError,
@@ -828,8 +839,13 @@ class Target:
                                     "and that the service is up.")
         both = (page, missing)
         if all(ex.status is None for ex in both):
-            raise TargetUnreachable(f"target {where} answered, but broke every exchange: "
-                                    f"{page.error}. Check the URL and that the service is healthy.")
+            if self._speaks_tls_instead():
+                raise TargetUnreachable(f"target {where}: the port speaks TLS, not plain HTTP "
+                                        "(did you mean https://?)")
+            what = ("accepted the connection, but never answered" if "no response within"
+                    in page.error else "answered, but broke every exchange")
+            raise TargetUnreachable(f"target {where} {what}: {page.error}. Check the URL and that "
+                                    "the service is healthy.")
         if all(ex.status is not None and ex.truncated and "still arriving" in ex.note for ex in both):
             raise TargetUnreachable(f"target {where} never finishes its responses ({page.note}); "
                                     "nothing can be judged.")
@@ -837,6 +853,28 @@ class Target:
             raise TargetUnreachable(f"target {where} answers {page.status} to everything (even after "
                                     "retrying): it is down or still starting. Run again once it is up.")
         return page
+
+    def _speaks_tls_instead(self) -> bool:
+        """For an http:// base URL whose every exchange broke: does its port complete a TLS
+        handshake? OpenSSL resets a plain request without a word, so only asking tells."""
+        try:
+            dest = destination(self.base_url)
+        except UnsafeURL:
+            return False
+        if dest.scheme != "http":
+            return False
+        import socket
+
+        self.guard(dest.host)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((dest.host, dest.port), timeout=min(self.timeout, 3.0)) as raw, \
+                    ctx.wrap_socket(raw, server_hostname=dest.host):
+                return True
+        except (OSError, ValueError):
+            return False
 
     def cancel(self) -> None:
         """Stop now (Ctrl-C): in-flight exchanges are cut, waits end, nothing new is sent."""

@@ -416,4 +416,7 @@ def write(card: Scorecard, path: Path) -> None:
     else:
         raise ValueError(f"unknown report format {suffix!r}; use one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    # Written aside and renamed: an interrupted run never leaves half a report behind.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -209,7 +209,7 @@ def test_secrets_in_responses_fail_and_mask_the_leaked_value(
     """A DSN with its password in /api/health fails; only its first characters are shown."""
     result = run_check("exposure.secrets_in_responses", target_for(app("secret_leak")))
     assert result.outcome == "failed"
-    assert result.message == ("credentials in responses: database URL with password 'post…' "
+    assert result.message == ("credentials in responses: PostgreSQL database URL with password "
                               "in GET /api/health")
     assert [urlsplit(ex.url).path for ex in result.exchanges] == ["/api/health"]
     assert '"database": "' in result.detail and "****" in result.detail
@@ -233,7 +233,7 @@ def test_secrets_in_responses_private_key_material_is_masked(
     """A private key in a JSON response fails; the key's body never reaches the output."""
     result = run_check("exposure.secrets_in_responses", target_for(leaky_files), "/api/debug")
     assert result.outcome == "failed"
-    assert result.message == "credentials in responses: private key '----…' in GET /api/debug"
+    assert result.message == "credentials in responses: PKCS#8 private key in GET /api/debug"
     assert "-----BEGIN PRIVATE KEY-----" in result.detail
     for output in (result.detail, json.dumps(result.evidence())):
         assert PRIVATE_KEY_BODY not in output

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import base_probes, not_found_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.leaks import Leak, find_leaks, preview
 from pytest_prodready.registry import check
 from pytest_prodready.target import Probe
 
@@ -97,22 +97,6 @@ ADMIN: tuple[Surface, ...] = (
     Surface("/phpmyadmin/", "phpMyAdmin", html_match(r"phpMyAdmin")),
 )
 
-# What a leaked credential looks like. Kept specific: a false alarm here costs trust.
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("private key", re.compile(r"-----BEGIN (RSA |OPENSSH |EC |DSA |ENCRYPTED )?PRIVATE KEY-----")),
-    ("Stripe secret key", re.compile(r"\b(sk|rk)_live_[0-9a-zA-Z]{16,}")),
-    ("GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})")),
-    ("Slack token", re.compile(r"\bxox[baprs]-[A-Za-z0-9-]{10,}")),
-    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    ("SendGrid key", re.compile(r"\bSG\.[\w-]{22}\.[\w-]{43}")),
-    ("OpenAI key", re.compile(r"\bsk-(proj-)?[A-Za-z0-9_-]{32,}")),
-    ("database URL with password",
-     re.compile(r"\b(postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|redis|rediss|amqps?|mssql)"
-                r"://[^:\s/@\"']+:[^@\s/\"']+@[^\s\"'<]+")),
-)
-
-
 def _extra(settings: Settings) -> list[str]:
     return list(settings.get("exposure.extra_paths", []))
 
@@ -184,11 +168,15 @@ def admin_surfaces(ctx: Context) -> None:
     ctx.passed(f"none of {len(paths)} admin surface(s) public")
 
 
-def find_secrets(ex: Exchange) -> list[tuple[str, str]]:
-    """(kind, matched text) for every secret-looking string in a response's headers and body."""
-    haystack = "\n".join(f"{k}: {v}" for k, v in ex.headers if k.lower() != "set-cookie")
-    haystack += "\n" + ex.text
-    return [(kind, m.group(0)) for kind, pattern in SECRET_PATTERNS for m in pattern.finditer(haystack)]
+def find_secrets(ex: Exchange) -> list[Leak]:
+    """Every leaked credential in a response's headers (Set-Cookie aside) and body.
+
+    The rules are pytest_prodready.leaks' (the HTTP client runs the same ones on every body
+    to mask what it finds). Offsets are within the header block or the body, whichever
+    holds the leak; callers here use the values.
+    """
+    head = "\n".join(f"{k}: {v}" for k, v in ex.headers if k.lower() != "set-cookie")
+    return (find_leaks(head) if head else []) + find_leaks(ex.text)
 
 
 # In a served .env, config or dump: assignments whose name says they hold a secret.
@@ -196,34 +184,27 @@ _ASSIGNMENT = re.compile(r"""^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*[=:]\s*["']?
                          re.MULTILINE)
 _SECRET_NAME = re.compile(r"(secret|token|passw|pwd|key|credential|auth|dsn|salt)", re.IGNORECASE)
 _KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(.*?)(-----END|\Z)", re.DOTALL)
+_KEY_LINES = re.compile(r"(?:\s|\\[nr])+")
 
 
-def _password(url: str) -> str:
-    try:
-        return urlsplit(url).password or ""
-    except ValueError:  # an unparsable netloc, e.g. a broken IPv6 literal
-        return ""
-
-
-def leaked_values(ex: Exchange, *, assignments: bool = False,
-                  found: list[tuple[str, str]] | None = None) -> list[str]:
+def leaked_values(ex: Exchange, *, assignments: bool = False, found: list[Leak] | None = None) -> list[str]:
     """The values a response leaks, to be masked in every output from here on.
 
-    Matched credentials; the body of a private key (its BEGIN line is kept: it is the
-    evidence, not the secret); with `assignments`, the values of secret-named KEY=value
-    lines, for a served .env or config file. `found`: find_secrets(ex), when the caller
-    already has it (the scan is the costly part on a large body).
+    Each leak's value (a database URL's password, a key's body: its BEGIN line is kept, it
+    is the evidence, not the secret), and each line of a key body on its own (a body split
+    across an excerpt's cut, or re-wrapped, is still masked); with `assignments`, the values
+    of every secret-named KEY=value line, however weak, for a served .env or config file.
+    `found`: find_secrets(ex), when the caller already has it (the scan is the costly part).
     """
     text = ex.text
     values = []
-    for kind, value in find_secrets(ex) if found is None else found:
-        if kind != "private key":
-            values.append(value)
-        if kind == "database URL with password":
-            values.append(_password(value))  # it may appear on its own too
+    for leak in find_secrets(ex) if found is None else found:
+        values.append(leak.value)
+        if "\n" in leak.value or "\\n" in leak.value:
+            values += [line for line in _KEY_LINES.split(leak.value) if line]
     # Key lines split on newlines, also when JSON-escaped ("\\n") inside a string.
     values += [line for block in _KEY_BLOCK.finditer(text)
-               for line in re.split(r"(?:\s|\\[nr])+", block.group(1)) if line]
+               for line in _KEY_LINES.split(block.group(1)) if line]
     if assignments:
         values += [value for name, value in _ASSIGNMENT.findall(text) if _SECRET_NAME.search(name)]
     return values
@@ -235,21 +216,35 @@ def _secret_probes(settings: Settings, subject: str) -> list[Probe]:
     return base_probes(settings) + [Probe.get(p) for p in settings.get("version_paths", [])]
 
 
+# A message names each finding; past this many it says how many more there are.
+MAX_FINDINGS_SHOWN = 12
+
+
 @check("exposure.secrets_in_responses", title="no key, token or DSN patterns in probed responses",
        severity="critical", probes=_secret_probes,
        remediation="Remove the credential from the response, then rotate it: it has been public.")
 def secrets_in_responses(ctx: Context) -> None:
-    findings, evidence = [], []
-    for ex in ctx.responses():
+    findings: list[str] = []
+    evidence: list[Exchange] = []
+    responses = ctx.responses()
+    for ex in responses:
         # The leaked values are masked in every output from here on; the message shows
-        # only their kind and first characters.
+        # only their kind, and a format's public prefix (ghp_…, AKIA…).
         found = find_secrets(ex)
         for value in leaked_values(ex, found=found):
             ctx.target.masker.add(value)
-        for kind, value in found:
-            findings.append(f"{kind} '{value[:4]}…' in {ex.where}")
-            if ex not in evidence:
+        shown: set[tuple[str, str]] = set()
+        for leak in found:
+            if (leak.kind, leak.value) in shown:
+                continue  # the same key twice in one response is one finding
+            shown.add((leak.kind, leak.value))
+            prefix = preview(leak)
+            named = f"{leak.kind} '{prefix}'" if prefix else leak.kind
+            findings.append(f"{named} in {ex.where}")
+            if not any(ex is seen for seen in evidence):
                 evidence.append(ex)
     if findings:
-        ctx.fail("credentials in responses: " + "; ".join(findings), *evidence)
-    ctx.passed(f"no credential patterns in {len(ctx.responses())} response(s)")
+        more = len(findings) - MAX_FINDINGS_SHOWN
+        ctx.fail("credentials in responses: " + "; ".join(findings[:MAX_FINDINGS_SHOWN])
+                 + (f"; and {more} more" if more > 0 else ""), *evidence)
+    ctx.passed(f"no credential patterns in {len(responses)} response(s)")

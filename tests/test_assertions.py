@@ -34,7 +34,7 @@ from pytest_prodready.assertions import (
     assert_security_headers,
     assert_version_exposed,
 )
-from pytest_prodready.errors import CannotJudge, CheckFailure
+from pytest_prodready.exceptions import CannotJudge, CheckFailure
 from pytest_prodready.registry import get_check
 from pytest_prodready.target import Target
 from tests.targets.webapp import ALLOWED_ORIGIN, METRICS_TOKEN, VALID_TOKEN, Served, serve

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from pytest_prodready import config, schema
-from pytest_prodready.errors import ConfigError
+from pytest_prodready.exceptions import ConfigError
 from tests.targets.webapp import Served, serve
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLWJ5dGVz"

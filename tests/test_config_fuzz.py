@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_prodready import config, schema
-from pytest_prodready.errors import ConfigError
+from pytest_prodready.exceptions import ConfigError
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLWJ5dGVz"
 STRIPE_KEY = "sk_live_51HxQz8Kf3mPq7Lr2"

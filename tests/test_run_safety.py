@@ -34,7 +34,7 @@ import pytest
 from conftest import METRICS_TOKEN_ENV, TOKEN_ENV
 
 from pytest_prodready.config import DEFAULTS, Settings
-from pytest_prodready.errors import BudgetExceeded
+from pytest_prodready.exceptions import BudgetExceeded
 from pytest_prodready.target import Probe, Target
 from tests.targets import downtargets as dt
 from tests.targets.webapp import METRICS_TOKEN, VALID_TOKEN, Served

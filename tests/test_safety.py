@@ -21,7 +21,7 @@ from conftest import METRICS_TOKEN_ENV, TOKEN_ENV, webapp_toml
 from flask import Flask, Response, request
 
 from pytest_prodready.config import DEFAULTS, Settings
-from pytest_prodready.errors import BudgetExceeded
+from pytest_prodready.exceptions import BudgetExceeded
 from pytest_prodready.masking import Masker
 from pytest_prodready.target import Probe, Target
 from tests.targets.webapp import (

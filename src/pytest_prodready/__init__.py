@@ -28,9 +28,9 @@ _EXPORTS = {
     "CheckSpec": "pytest_prodready.registry",
     "all_checks": "pytest_prodready.registry",
     "sign": "pytest_prodready.signing",
-    "CheckFailure": "pytest_prodready.errors",
-    "CannotJudge": "pytest_prodready.errors",
-    "ConfigError": "pytest_prodready.errors",
+    "CheckFailure": "pytest_prodready.exceptions",
+    "CannotJudge": "pytest_prodready.exceptions",
+    "ConfigError": "pytest_prodready.exceptions",
 }
 
 __all__ = [
@@ -40,8 +40,8 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_prodready.checking import Context, Result, run_check
-    from pytest_prodready.errors import CannotJudge, CheckFailure, ConfigError
     from pytest_prodready.evidence import Exchange
+    from pytest_prodready.exceptions import CannotJudge, CheckFailure, ConfigError
     from pytest_prodready.masking import Masker
     from pytest_prodready.registry import CheckSpec, all_checks, check
     from pytest_prodready.signing import sign

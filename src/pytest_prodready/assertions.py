@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from pytest_prodready import schema
 from pytest_prodready.checking import RENDERED_EXCHANGES, Result, run_check
-from pytest_prodready.errors import CannotJudge, CheckFailure
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.exceptions import CannotJudge, CheckFailure
 from pytest_prodready.target import Target
 
 HEADER_CHECKS = ("hsts", "content_type_options", "frame_options", "csp", "referrer_policy",
@@ -203,7 +203,7 @@ def assert_webhook_verifies_signature(target: Target, path: str, scheme: str | N
     __tracebackhide__ = True
     from dataclasses import replace
 
-    from pytest_prodready.errors import ConfigError
+    from pytest_prodready.exceptions import ConfigError
 
     webhook_path = schema.path(path, "path")
     configured = {name: table for name, table in (target.settings.get("webhooks") or {}).items()

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, Protocol
 
-from pytest_prodready.errors import CannotJudge, CheckFailure, OffAllowlist, TargetError
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.exceptions import CannotJudge, CheckFailure, OffAllowlist, TargetError
 from pytest_prodready.registry import CheckSpec, get_check
 from pytest_prodready.target import Probe, Target
 

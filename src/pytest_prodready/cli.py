@@ -163,7 +163,7 @@ def split_target(url: str) -> tuple[str, str]:
     Refused, with the reason: anything but http(s), a URL with a user name or password
     (credentials in a URL end up in logs), and a host part that URL parsers read differently.
     """
-    from pytest_prodready.errors import ConfigError
+    from pytest_prodready.exceptions import ConfigError
     from pytest_prodready.schema import url as check_url
     from pytest_prodready.urls import UnsafeURL, destination
 
@@ -300,7 +300,7 @@ def _user_config(path_text: str, base: str) -> tuple[dict[str, Any], Path]:
     """The prodready table of --config PATH, validated on its own (messages name the user's
     file and its keys), with its relative file paths made absolute."""
     from pytest_prodready.config import Overrides, load_settings, read_table
-    from pytest_prodready.errors import ConfigError
+    from pytest_prodready.exceptions import ConfigError
 
     path = Path(path_text).expanduser().absolute()
     if not path.is_file():
@@ -541,7 +541,7 @@ def cmd_check(args: argparse.Namespace, passthrough: list[str]) -> int:
 def _validate_generated(workdir: Path, config: Path, base: str) -> str:
     """The generated config as the plugin will load it: a problem in check's words, or ''."""
     from pytest_prodready.config import Overrides, load_settings
-    from pytest_prodready.errors import ConfigError
+    from pytest_prodready.exceptions import ConfigError
 
     try:
         load_settings(workdir, Overrides(url=base, config_path=str(config)))

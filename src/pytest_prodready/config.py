@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_prodready import schema
-from pytest_prodready.errors import ConfigError
+from pytest_prodready.exceptions import ConfigError
 from pytest_prodready.masking import Masker
 
 if sys.version_info >= (3, 11):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 RUNTIME = pytest.StashKey["Runtime"]()
 RUN_FOLDER = pytest.StashKey[Path]()
 SUITE_NAME = "prodready"
-SEVERITY_CHOICES = ("critical", "high", "medium", "low")
+from pytest_prodready.severity import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
 
 
 # -- options and markers ------------------------------------------------------------------
@@ -89,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "prodready_active: a check that floods or mutates; needs --prodready-active")
     if not config.getoption("prodready"):
         return
-    from pytest_prodready.errors import ConfigError
+    from pytest_prodready.exceptions import ConfigError
     from pytest_prodready.runtime import Runtime
 
     try:
@@ -130,7 +130,7 @@ def pytest_configure_node(node: Any) -> None:
 
 def _load_settings(config: pytest.Config) -> Settings:
     from pytest_prodready.config import Overrides, Problems, load_settings
-    from pytest_prodready.errors import ConfigError
+    from pytest_prodready.exceptions import ConfigError
     from pytest_prodready.registry import all_checks, categories
     from pytest_prodready.schema import key_path
 
@@ -268,7 +268,7 @@ class CheckItem(pytest.Item):
 
     def runtest(self) -> None:
         from pytest_prodready.checking import execute
-        from pytest_prodready.errors import CannotJudge, CheckFailure
+        from pytest_prodready.exceptions import CannotJudge, CheckFailure
 
         runtime = self.config.stash[RUNTIME]
         if self.spec.mode == "active" and not runtime.settings.active:
@@ -289,7 +289,7 @@ class CheckItem(pytest.Item):
             raise CheckFailure(result.message, result.exchanges, rendered=detail)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        from pytest_prodready.errors import CheckFailure, ProdreadyError
+        from pytest_prodready.exceptions import CheckFailure, ProdreadyError
 
         # Our failures carry their own masked, readable explanation; a traceback through
         # the plugin's internals would only hide it.
@@ -374,7 +374,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    from pytest_prodready.errors import BudgetExceeded, TargetUnreachable
+    from pytest_prodready.exceptions import BudgetExceeded, TargetUnreachable
 
     runtime = config.stash[RUNTIME]
     target = runtime.target()
@@ -421,7 +421,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     if RUNTIME not in item.config.stash:
         return report
-    from pytest_prodready.errors import BudgetExceeded
+    from pytest_prodready.exceptions import BudgetExceeded
 
     if call.excinfo is not None and isinstance(call.excinfo.value, BudgetExceeded):
         item.session.shouldstop = f"prodready: {call.excinfo.value}"
@@ -521,7 +521,7 @@ def shorten(text: str, limit: int = 500) -> str:
 
 
 def _cannot_judge(call: pytest.CallInfo[None]) -> bool:
-    from pytest_prodready.errors import CheckFailure, ProdreadyError
+    from pytest_prodready.exceptions import CheckFailure, ProdreadyError
 
     exc = call.excinfo.value if call.excinfo is not None else None
     return isinstance(exc, ProdreadyError) and not isinstance(exc, CheckFailure)
@@ -529,7 +529,7 @@ def _cannot_judge(call: pytest.CallInfo[None]) -> bool:
 
 def _message(report: pytest.TestReport, result: Result | None, masker: Any,
              call: pytest.CallInfo[None]) -> str:
-    from pytest_prodready.errors import CheckFailure, ProdreadyError
+    from pytest_prodready.exceptions import CheckFailure, ProdreadyError
 
     if result is not None and (result.outcome != "failed" or report.failed):
         return str(result.message)
@@ -550,7 +550,7 @@ def _message(report: pytest.TestReport, result: Result | None, masker: Any,
 
 
 def _exchanges_of(call: pytest.CallInfo[None]) -> tuple[Any, ...]:
-    from pytest_prodready.errors import CheckFailure
+    from pytest_prodready.exceptions import CheckFailure
 
     if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailure):
         return call.excinfo.value.exchanges

@@ -12,15 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from pytest_prodready.severity import SEVERITY_ORDER, SEVERITY_WEIGHT, Severity
+
+__all__ = ["SEVERITY_ORDER", "SEVERITY_WEIGHT", "CheckSpec", "Severity", "all_checks", "check", "get_check"]
+
 if TYPE_CHECKING:
     from pytest_prodready.checking import Context
     from pytest_prodready.config import Settings
     from pytest_prodready.target import Probe
 
-Severity = Literal["critical", "high", "medium", "low"]
 Mode = Literal["passive", "active"]
-SEVERITY_ORDER: dict[str, int] = {"critical": 4, "high": 3, "medium": 2, "low": 1}
-SEVERITY_WEIGHT: dict[str, int] = {"critical": 10, "high": 5, "medium": 2, "low": 1}
 
 Subjects = Callable[["Settings"], Sequence[str]]
 Probes = Callable[["Settings", str], Sequence["Probe"]]

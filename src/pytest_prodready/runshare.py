@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pytest_prodready.errors import BudgetExceeded
+from pytest_prodready.exceptions import BudgetExceeded
 
 try:
     import fcntl

@@ -32,8 +32,8 @@ from urllib3.util.retry import Retry
 
 from pytest_prodready import __version__, deadline
 from pytest_prodready.config import DEFAULTS, Settings
-from pytest_prodready.errors import BudgetExceeded, OffAllowlist, TargetUnreachable
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.exceptions import BudgetExceeded, OffAllowlist, TargetUnreachable
 from pytest_prodready.masking import SECRET_HEADERS, Masker
 from pytest_prodready.runshare import Budget, RunShare
 from pytest_prodready.urls import Destination, UnsafeURL, destination, host_of
@@ -748,7 +748,7 @@ class Target:
                 method, url, headers=headers, data=body or None))
             response = session.get_adapter(url).send(
                 prepared, stream=True, timeout=(self.timeout, self.timeout),
-                verify=session.verify, cert=None, proxies={})
+                verify=True if session.verify is None else session.verify, cert=None, proxies={})
         except (BudgetExceeded, OffAllowlist):
             raise
         except (requests.exceptions.RequestException, OSError, ValueError,

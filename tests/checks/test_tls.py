@@ -33,7 +33,7 @@ import pytest
 from pytest_prodready import assertions, tlsprobe
 from pytest_prodready.checking import Result, run_check
 from pytest_prodready.config import DEFAULTS, Settings
-from pytest_prodready.errors import BudgetExceeded, CannotJudge, CheckFailure
+from pytest_prodready.exceptions import BudgetExceeded, CannotJudge, CheckFailure
 from pytest_prodready.target import Target
 from tests.targets.webapp import Served as WebServed
 from tests.tls_certs import CA, Leaf, ec_key, rsa_key, self_signed

@@ -36,7 +36,7 @@ from pytest_prodready.assertions import assert_webhook_verifies_signature
 from pytest_prodready.checking import Result, run_check
 from pytest_prodready.checks.webhooks import plan_for
 from pytest_prodready.config import DEFAULTS, Settings
-from pytest_prodready.errors import CheckFailure
+from pytest_prodready.exceptions import CheckFailure
 from pytest_prodready.target import Target
 from tests.targets.webapp import serve_app
 

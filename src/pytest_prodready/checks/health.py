@@ -8,8 +8,8 @@ from typing import Any
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import health_paths
 from pytest_prodready.config import Settings
-from pytest_prodready.errors import CannotJudge
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.exceptions import CannotJudge
 from pytest_prodready.registry import check
 from pytest_prodready.target import Probe
 

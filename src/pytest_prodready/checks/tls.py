@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from pytest_prodready.checking import Context
 from pytest_prodready.checks.common import page_probe
 from pytest_prodready.config import Settings
-from pytest_prodready.errors import CannotJudge, CheckFailure, TargetError
+from pytest_prodready.exceptions import CannotJudge, CheckFailure, TargetError
 from pytest_prodready.registry import check
 from pytest_prodready.target import MAX_REDIRECTS, USER_AGENT, Probe
 

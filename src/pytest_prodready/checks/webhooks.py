@@ -40,8 +40,8 @@ from typing import Any, Literal
 
 from pytest_prodready.checking import Context
 from pytest_prodready.config import Settings
-from pytest_prodready.errors import CannotJudge, ConfigError
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.exceptions import CannotJudge, ConfigError
 from pytest_prodready.masking import Masker
 from pytest_prodready.registry import check
 from pytest_prodready.signing import (

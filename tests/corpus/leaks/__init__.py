@@ -111,11 +111,12 @@ def _pem(label: str, sep: str = "\n") -> Callable[[random.Random], tuple[str, st
 def _gcp_service_account(rng: random.Random) -> tuple[str, str, str]:
     project = "acme-" + _rand(rng, string.ascii_lowercase, 6)
     body = _pem_body(rng, sep="\\n")
-    head = ('{"type": "service_account", "project_id": "%s", "private_key_id": "%s", '
-            '"private_key": "-----BEGIN PRIVATE KEY-----\\n' % (project, _rand(rng, HEX, 40)))
-    tail = ('\\n-----END PRIVATE KEY-----\\n", "client_email": "deployer@%s.iam.gserviceaccount.com", '
-            '"client_id": "%s", "token_uri": "https://oauth2.googleapis.com/token"}'
-            % (project, _rand(rng, string.digits, 21)))
+    key_id, client_id = _rand(rng, HEX, 40), _rand(rng, string.digits, 21)
+    head = (f'{{"type": "service_account", "project_id": "{project}", "private_key_id": "{key_id}", '
+            '"private_key": "-----BEGIN PRIVATE KEY-----\\n')
+    tail = ('\\n-----END PRIVATE KEY-----\\n", '
+            f'"client_email": "deployer@{project}.iam.gserviceaccount.com", '
+            f'"client_id": "{client_id}", "token_uri": "https://oauth2.googleapis.com/token"}}')
     return head, body, tail
 
 
@@ -130,7 +131,7 @@ FAKES: dict[str, Fake] = {
     "aws_key_id": Fake("AWS access key ID", _whole(lambda r: "AKIA" + _rand(r, UPPER32, 16))),
     "aws_secret": Fake("AWS secret access key", _whole(lambda r: _mixed(r, B64, 40))),
     "azure_conn": Fake("Azure storage account key", _part(lambda r: (
-        "DefaultEndpointsProtocol=https;AccountName=acmeprod%s;AccountKey=" % _rand(r, string.digits, 3),
+        f"DefaultEndpointsProtocol=https;AccountName=acmeprod{_rand(r, string.digits, 3)};AccountKey=",
         _mixed(r, B64, 86) + "==", ";EndpointSuffix=core.windows.net"))),
     "azure_servicebus": Fake("Azure shared access key (Service Bus / Event Hubs)", _part(lambda r: (
         "Endpoint=sb://acme-events.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;"
@@ -143,14 +144,14 @@ FAKES: dict[str, Fake] = {
         lambda r: "github_pat_11" + _mixed(r, ALNUM, 20) + "_" + _mixed(r, ALNUM, 59))),
     "github_app": Fake("GitHub server-to-server token", _whole(lambda r: "ghs_" + _mixed(r, ALNUM, 36))),
     "gitlab_pat": Fake("GitLab personal access token", _whole(lambda r: "glpat-" + _mixed(r, B64URL, 20))),
-    "slack_bot": Fake("Slack bot token", _whole(lambda r: "xoxb-%s-%s-%s" % (
-        _rand(r, string.digits, 12), _rand(r, string.digits, 13), _mixed(r, ALNUM, 24)))),
-    "slack_user": Fake("Slack user token", _whole(lambda r: "xoxp-%s-%s-%s-%s" % (
-        _rand(r, string.digits, 12), _rand(r, string.digits, 12), _rand(r, string.digits, 13),
-        _rand(r, HEX, 32)))),
+    "slack_bot": Fake("Slack bot token", _whole(lambda r: "-".join((
+        "xoxb", _rand(r, string.digits, 12), _rand(r, string.digits, 13), _mixed(r, ALNUM, 24))))),
+    "slack_user": Fake("Slack user token", _whole(lambda r: "-".join((
+        "xoxp", _rand(r, string.digits, 12), _rand(r, string.digits, 12), _rand(r, string.digits, 13),
+        _rand(r, HEX, 32))))),
     "slack_webhook": Fake("Slack webhook URL", _part(lambda r: (
         "https://hooks.slack.com/services/",
-        "T%s/B%s/%s" % (_rand(r, UPPER32, 10), _rand(r, UPPER32, 10), _mixed(r, ALNUM, 24)), ""))),
+        f"T{_rand(r, UPPER32, 10)}/B{_rand(r, UPPER32, 10)}/{_mixed(r, ALNUM, 24)}", ""))),
     "stripe_live": Fake("Stripe live secret key", _whole(lambda r: "sk_live_51" + _mixed(r, ALNUM, 97))),
     "stripe_restricted": Fake("Stripe live restricted key",
                               _whole(lambda r: "rk_live_51" + _mixed(r, ALNUM, 97))),
@@ -176,8 +177,9 @@ FAKES: dict[str, Fake] = {
     "mysql_url": Fake("MySQL database URL with password", _part(lambda r: (
         "mysql://wp_app:", _password(r, 18), "@mysql.prod.internal:3306/wordpress"))),
     "mongodb_url": Fake("MongoDB database URL with password", _part(lambda r: (
-        "mongodb+srv://admin:", _password(r, 16), "@cluster0.%s.mongodb.net/prod?retryWrites=true"
-        % _rand(r, string.ascii_lowercase + string.digits, 5)))),
+        "mongodb+srv://admin:", _password(r, 16),
+        f"@cluster0.{_rand(r, string.ascii_lowercase + string.digits, 5)}.mongodb.net/prod"
+        "?retryWrites=true"))),
     "redis_url": Fake("Redis database URL with password", _part(lambda r: (
         "redis://:", _password(r, 24), "@cache.internal:6379/0"))),
     "amqp_url": Fake("AMQP broker URL with password", _part(lambda r: (
@@ -208,7 +210,8 @@ DECOYS: dict[str, Callable[[random.Random], str]] = {
     "csrf": lambda r: _mixed(r, B64URL, 43),
     "integrity": lambda r: "sha384-" + _mixed(r, B64, 64),
     "public_pem": lambda r: "-----BEGIN PUBLIC KEY-----\n" + _pem_body(r, 6) + "\n-----END PUBLIC KEY-----",
-    "certificate": lambda r: "-----BEGIN CERTIFICATE-----\n" + _pem_body(r, 18) + "\n-----END CERTIFICATE-----",
+    "certificate": lambda r: ("-----BEGIN CERTIFICATE-----\n" + _pem_body(r, 18)
+                              + "\n-----END CERTIFICATE-----"),
     "presigned_url": lambda r: (
         "https://acme-uploads.s3.amazonaws.com/reports/q3.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256"
         "&X-Amz-Credential=ASIA" + _rand(r, UPPER32, 16) + "%2F20240901%2Fus-east-1%2Fs3%2Faws4_request"
@@ -216,7 +219,7 @@ DECOYS: dict[str, Callable[[random.Random], str]] = {
         "&X-Amz-Signature=" + _rand(r, HEX, 64)),
     "mapbox_public": lambda r: "pk." + _b64url_json({"u": "acme", "a": _rand(r, ALNUM, 25)}) + "." + _rand(
         r, B64URL, 22),
-    "sentry_dsn": lambda r: "https://%s@o%s.ingest.sentry.io/%s" % (
+    "sentry_dsn": lambda r: "https://{}@o{}.ingest.sentry.io/{}".format(  # noqa: UP032 (draw order)
         _rand(r, HEX, 32), _rand(r, string.digits, 6), _rand(r, string.digits, 7)),
     "bcrypt": lambda r: "$2b$12$" + _rand(r, ALNUM + "./", 53),
     "supabase_anon": lambda r: _b64url_json({"alg": "HS256", "typ": "JWT"}) + "." + _b64url_json(

@@ -24,8 +24,9 @@ _EXPORTS = {
     "Result": "pytest_prodready.checking",
     "Context": "pytest_prodready.checking",
     "run_check": "pytest_prodready.checking",
-    "check": "pytest_prodready.registry",
-    "CheckSpec": "pytest_prodready.registry",
+    "check": "pytest_prodready.checking",
+    "CheckSpec": "pytest_prodready.checking",
+    "Family": "pytest_prodready.family",
     "all_checks": "pytest_prodready.registry",
     "sign": "pytest_prodready.signing",
     "CheckFailure": "pytest_prodready.exceptions",
@@ -34,16 +35,17 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "CannotJudge", "CheckFailure", "CheckSpec", "ConfigError", "Context", "Exchange", "Masker",
+    "CannotJudge", "CheckFailure", "CheckSpec", "ConfigError", "Context", "Exchange", "Family", "Masker",
     "Probe", "Result", "Target", "__version__", "all_checks", "check", "run_check", "sign",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pytest_prodready.checking import Context, Result, run_check
+    from pytest_prodready.checking import CheckSpec, Context, Result, check, run_check
     from pytest_prodready.evidence import Exchange
     from pytest_prodready.exceptions import CannotJudge, CheckFailure, ConfigError
+    from pytest_prodready.family import Family
     from pytest_prodready.masking import Masker
-    from pytest_prodready.registry import CheckSpec, all_checks, check
+    from pytest_prodready.registry import all_checks
     from pytest_prodready.signing import sign
     from pytest_prodready.target import Probe, Target
 

@@ -1,21 +1,109 @@
-"""Running one check on one subject: the Context a judge sees, and the Result it gives.
+"""What a check is: its spec (CheckSpec, registered with @check), the Context its judge
+sees, the Result it gives, and how one check runs on one subject (execute).
 
 This is the library layer: no pytest here. The plugin turns Results into test outcomes;
-scripts can call `run_check` directly.
+scripts can call `run_check` directly. registry.py loads the families and looks checks up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol
 
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge, CheckFailure, OffAllowlist, TargetError
-from pytest_prodready.registry import CheckSpec, get_check
+from pytest_prodready.severity import Severity
 from pytest_prodready.target import Probe, Target
 
+if TYPE_CHECKING:
+    from pytest_prodready.config import Settings
+
+Mode = Literal["passive", "active"]
+
 Outcome = Literal["passed", "failed", "skipped", "error"]
+Subjects = Callable[["Settings"], Sequence[str]]
+# A check's probes: a list, or a mapping name -> Probe that the judge reads back by name
+# (ctx.exchange("valid")), prefetched once per run and never rebuilt inside the judge.
+Probes = Callable[["Settings", str], "Sequence[Probe] | Mapping[str, Probe]"]
+Judge = Callable[["Context"], None]
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A built-in check and everything the suite, the docs and the scorecard know of it."""
+
+    id: str
+    title: str
+    severity: Severity
+    mode: Mode
+    remediation: str
+    judge: Judge
+    needs: tuple[str, ...] = ()
+    subjects: Subjects | None = None
+    probes: Probes | None = None
+    module: str = ""  # the family module that registered it
+
+    @property
+    def category(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def subjects_for(self, settings: Settings) -> list[str]:
+        return list(dict.fromkeys(self.subjects(settings))) if self.subjects else [""]
+
+    def probes_for(self, settings: Settings, subject: str) -> list[Probe]:
+        return list(self.named_probes(settings, subject).values())
+
+    def named_probes(self, settings: Settings, subject: str) -> dict[str, Probe]:
+        """The probes by name (a list's probes are named by position: '0', '1', ...)."""
+        if not self.probes:
+            return {}
+        made = self.probes(settings, subject)
+        if isinstance(made, Mapping):
+            return dict(made)
+        return {str(i): probe for i, probe in enumerate(made)}
+
+    def missing_config(self, settings: Settings) -> list[str]:
+        return [key for key in self.needs if not settings.get(key)]
+
+
+REGISTRY: dict[str, CheckSpec] = {}
+
+
+def _origin(judge: Judge) -> tuple[str, str]:
+    return getattr(judge, "__module__", ""), getattr(judge, "__qualname__", "")
+
+
+def check(
+    id: str,
+    *,
+    title: str,
+    severity: Severity,
+    remediation: str,
+    mode: Mode = "passive",
+    needs: Sequence[str] = (),
+    subjects: Subjects | None = None,
+    probes: Probes | None = None,
+) -> Callable[[Judge], Judge]:
+    """Register a check. The decorated function judges one subject from a Context."""
+
+    def register(judge: Judge) -> Judge:
+        known = REGISTRY.get(id)
+        # The same function registering again is a re-import of its family (pytester, importlib
+        # reload); a different function taking a known id is a real clash.
+        if known is not None and _origin(known.judge) != _origin(judge):
+            raise ValueError(f"check id {id!r} is registered twice")
+        if "." not in id:
+            raise ValueError(f"check id {id!r} must be 'category.name'")
+        REGISTRY[id] = CheckSpec(id=id, title=title, severity=severity, mode=mode,
+                                 remediation=remediation, judge=judge, needs=tuple(needs),
+                                 subjects=subjects, probes=probes,
+                                 module=getattr(judge, "__module__", ""))
+        return judge
+
+    return register
+
+
 # How many exchanges a failure message shows; reports keep them all.
 RENDERED_EXCHANGES = 3
 
@@ -172,5 +260,7 @@ def execute(spec: CheckSpec, target: Target, subject: str) -> Result:
 
 def run_check(check_id: str, target: Target, subject: str = "", **settings: Any) -> Result:
     """Run one built-in check by id, optionally with settings overridden for this call."""
+    from pytest_prodready.registry import get_check
+
     spec = get_check(check_id)
     return execute(spec, target.scoped(**settings) if settings else target, subject)

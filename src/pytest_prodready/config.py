@@ -30,9 +30,15 @@ DEFAULTS: dict[str, Any] = {
     "timeout_s": 10.0,
     "max_body_bytes": 1024 * 1024,
     "retries": 2,
-    "health_budget_ms": 2000,
     "fail_on": "low",
 }
+
+
+def defaults() -> dict[str, Any]:
+    """The core's defaults and every family's (family.py)."""
+    from pytest_prodready import family
+
+    return {**DEFAULTS, **family.defaults()}
 
 
 # Who to blame for an override that is wrong, when the caller does not say (Overrides.blame).
@@ -313,7 +319,7 @@ def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str
                                      f"profiles: {known}"))
     problems.raise_if_any()
 
-    values = {**DEFAULTS}
+    values = defaults()
     for key in values:
         sources[key] = "default"
     values = _deep_merge(values, validated)

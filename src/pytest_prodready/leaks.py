@@ -84,36 +84,63 @@ _SEQUENCES = (
 _RUN = re.compile(r"(.)\1{5}")  # six times the same character in a row
 
 
+_C_LOG_C = [0.0] + [c * math.log2(c) for c in range(1, 4097)]
+
+
+def _c_log_c(c: int) -> float:
+    return _C_LOG_C[c] if c <= 4096 else c * math.log2(c)
+
+
+def _entropy(counts: Counter[str], n: int) -> float:
+    # H = log2(n) - sum(c log2 c) / n, the sum through a table: no log per character class
+    return math.log2(n) - sum(map(_c_log_c, counts.values())) / n if n else 0.0
+
+
 def entropy(value: str) -> float:
     """Shannon entropy in bits per character."""
-    if not value:
-        return 0.0
-    n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+    return _entropy(Counter(value), len(value))
+
+
+_LOWER = re.compile(r"[a-z]")
+_UPPER = re.compile(r"[A-Z]")
+_DIGIT = re.compile(r"[0-9]")
+_OTHER = re.compile(r"[^A-Za-z0-9]")
 
 
 def _classes(value: str) -> int:
     """How many of lower case, upper case, digits and other characters the value uses."""
-    return (any(c.islower() for c in value) + any(c.isupper() for c in value)
-            + any(c.isdigit() for c in value) + any(not c.isalnum() for c in value))
+    return sum(1 for pattern in (_LOWER, _UPPER, _DIGIT, _OTHER) if pattern.search(value))
+
+
+def _repeated(body: str, counts: Counter[str]) -> bool:
+    return len(body) >= 6 and (max(counts.values()) * 2 > len(body) or _RUN.search(body) is not None)
+
+
+def _marked(body: str) -> bool:
+    """A documented example, a placeholder word or template, or a sequence (abcdef...)."""
+    if body in DOCUMENTED_EXAMPLES:
+        return True
+    low = body.lower()
+    for mark in _PLACEHOLDER_MARKS:
+        if mark in low:
+            return True
+    if len(body) < 8 or len(body) > 72:  # no sequence is longer than 72
+        return False
+    upper = body.upper()
+    return any(upper in seq for seq in _SEQUENCES)
 
 
 def placeholder(body: str) -> bool:
     """True for a documented example, a template, a mask, a repeat or a sequence."""
-    if body in DOCUMENTED_EXAMPLES:
-        return True
-    low = body.lower()
-    if any(mark in low for mark in _PLACEHOLDER_MARKS):
-        return True
-    if len(body) >= 6 and (max(Counter(body).values()) * 2 > len(body) or _RUN.search(body)):
-        return True
-    upper = body.upper()
-    return len(body) >= 8 and any(upper in seq for seq in _SEQUENCES)
+    return _marked(body) or _repeated(body, Counter(body))
 
 
 def _token_ok(body: str, min_entropy: float) -> bool:
     """The random part of a prefixed token: not a placeholder, random enough."""
-    return not placeholder(body) and entropy(body) >= min_entropy
+    if _marked(body):
+        return False
+    counts = Counter(body)
+    return not _repeated(body, counts) and _entropy(counts, len(body)) >= min_entropy
 
 
 _WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -191,8 +218,11 @@ def _private_key(m: re.Match[str], text: str) -> Iterator[Leak]:
     body_end = marker if marker != -1 else _span_end(_PEM_BODY, text, body_start,
                                                      min(len(text), body_start + PEM_WINDOW))
     body = text[body_start:body_end]
-    material = "".join(_PEM_MATERIAL.findall(body.replace("\\n", "\n").replace("\\r", "\n")))
-    if len(material) < 64 or entropy(material) < 4.0 or placeholder(material):
+    # Judged on the first 256 characters of key material: enough to tell random base64 from
+    # "XXXX..." or "...", and a 16 KB key costs what a 1 KB one does.
+    sample = body[:1024].replace("\\n", "\n").replace("\\r", "\n")
+    material = "".join(_PEM_MATERIAL.findall(sample))[:256]
+    if len(material) < 64 or not _token_ok(material, 4.0):
         return
     start = _span_end(_PEM_EDGE, text, body_start, body_end)
     end = body_end
@@ -673,10 +703,8 @@ def _assignment(m: re.Match[str], text: str) -> Iterator[Leak]:
     if op == "," and not (kq and vq and text[max(0, name_start - 3):max(0, name_start - 1)]
                           .strip().endswith("(")):
         return  # only define('DB_PASSWORD', '...') and setenv("X", "...") use ','
-    if not _literal(value.replace("\\/", "/")):
-        return
-    kind = _classify(name, value, text, a)
-    if kind is not None:
+    kind = _classify(name, value, text, a)  # the name first: it rules most hits out cheaply
+    if kind is not None and _literal(value.replace("\\/", "/")):
         yield Leak(kind, value, a, a + len(value))
 
 

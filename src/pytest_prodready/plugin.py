@@ -184,15 +184,13 @@ def _load_settings(config: pytest.Config) -> Settings:
     for check_id in settings.get("severity", {}) or {}:
         if check_id not in checks:
             problems.in_file(ConfigError(key_path("severity", check_id), _no_such_check(check_id, checks)))
-    if settings.get("webhooks"):
-        # Webhook tables are checked against their scheme's rules before any request.
-        from pytest_prodready.checks.webhooks import load_hook
+    # Each family's own validation (a webhook table against its scheme's rules...).
+    from pytest_prodready import family
 
-        for name in settings.get("webhooks"):
-            try:
-                load_hook(settings, name)
-            except ConfigError as exc:
-                problems.in_file(exc)
+    try:
+        family.validate(settings)
+    except ConfigError as exc:
+        problems.in_file(exc)
     for i, waiver in enumerate(settings.get("waivers", []) or []):
         base_id = waiver["id"].split("[", 1)[0]
         if base_id not in checks:

@@ -592,15 +592,13 @@ def _endpoint_key(value: Any, key: str) -> str:
 # The schema. Keep it in the order of PRODUCT.md so the two are easy to compare.
 # ---------------------------------------------------------------------------------------
 
-_BASE_FIELDS: dict[str, Any] = {
+# The core's own keys: what the target is, who may call it, and the run's safety limits.
+# Every other key belongs to a check family, which declares it in its FAMILY (family.py);
+# the root schema is assembled from both (root() below).
+CORE_FIELDS: dict[str, Any] = {
     "base_url": url,
     "page": path,
-    "allowed_origins": list_of(origin),
-    "cors_paths": list_of(path),
     "protected": list_of(endpoint),
-    "health": list_of(path),
-    "health_budget_ms": integer(1, 60_000, "a health check slower than a minute is down"),
-    "version_paths": list_of(path),
     "allowed_hosts": list_of(hostname, max_items=1000),
     "max_concurrency": integer(1, 64),
     "request_budget": integer(1, 100_000, "a run is a check, not a load test"),
@@ -618,36 +616,11 @@ _BASE_FIELDS: dict[str, Any] = {
     # value is a secret, so the file names the env var that holds it
     "request_headers": ArrayOf(Table({"name": header_name, "value_env": env_name},
                                      required=("name", "value_env")), max_items=50),
-    "metrics": Table({"path": path, "token_env": env_name}),
-    "tls": Table({"ca_bundle": file_path, "http_url": url,
-                  "min_days": integer(0, 398, "no public certificate is valid longer than 398 days"),
-                  "hosts": list_of(host_port, max_items=1000),
-                  # false for a deliberately HTTP-only internal service: no https:// is tried
-                  "require_https": boolean}),
-    "cookies": Table({"paths": list_of(path)}),  # pages that set cookies (a login page)
-    "webhooks": TableOf(Table({
-        "path": path,
-        "scheme": one_of("stripe", "github", "slack", "standard", "hmac-sha1", "hmac-sha256", "hmac-sha512"),
-        "header": header_name,
-        "secret_env": env_name,
-        "tolerance_s": integer(0, 86_400, "one day; providers use five minutes"),
-        "payload": bounded_text(MAX_PAYLOAD),
-        "payload_file": file_path,
-        "encoding": one_of("hex", "base64"),
-        "prefix": header_value,
-        "timestamp_header": header_name,
-        "signed_content": bounded_text(4096),
-        "accepted": list_of(integer(100, 599), max_items=500),
-        "rejected": list_of(integer(100, 599), max_items=500),
-    }, required=("path", "scheme", "secret_env"))),
-    "exposure": Table({"allow": list_of(path), "extra_paths": list_of(path)}),
-    # pages: more pages and routes the errors checks probe with odd input (debug pages
-    # usually show only where something raises)
-    "errors": Table({"json_endpoints": list_of(endpoint), "pages": list_of(endpoint)}),
     "severity": MapOf(severity, key_check=check_id),
     "waivers": ArrayOf(Table({"id": waiver_id, "reason": bounded_text(2000), "expires": date},
                              required=("id", "reason"))),
 }
+
 
 # Families PRODUCT.md announces whose checks are not built yet. Their keys are refused (a
 # key that silently does nothing is worse than an error). When a family lands, move its
@@ -673,9 +646,39 @@ PLANNED: dict[str, Any] = {
     }),
 }
 
-# A profile overrides any base key except other profiles.
-PROFILE = Table(dict(_BASE_FIELDS), planned=PLANNED)
-ROOT = Table({**_BASE_FIELDS, "env": TableOf(PROFILE)}, planned=PLANNED)
+_SCHEMAS: dict[str, Table] = {}
+
+
+def fields() -> dict[str, Any]:
+    """Every top-level key: the core's and each family's (see family.py)."""
+    from pytest_prodready import family
+
+    return {**CORE_FIELDS, **family.config_fragments()}
+
+
+def root() -> Table:
+    """The root schema (profiles included), assembled once from the core and the families."""
+    if "root" not in _SCHEMAS:
+        known = fields()
+        planned = {k: v for k, v in PLANNED.items() if k not in known}
+        # A profile overrides any base key except other profiles.
+        _SCHEMAS["profile"] = Table(dict(known), planned=planned)
+        _SCHEMAS["root"] = Table({**known, "env": TableOf(_SCHEMAS["profile"])}, planned=planned)
+    return _SCHEMAS["root"]
+
+
+def profile() -> Table:
+    root()
+    return _SCHEMAS["profile"]
+
+
+def __getattr__(name: str) -> Any:
+    # ROOT and PROFILE as attributes, built on first use (they need the families loaded).
+    if name == "ROOT":
+        return root()
+    if name == "PROFILE":
+        return profile()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- the walk over everything, before the schema -------------------------------------------------
@@ -718,7 +721,7 @@ def find_secret_literals(value: Any, key: str) -> None:
         raise config_error(problems)
 
 
-def validate_table(raw: Any, spec: Table = ROOT) -> dict[str, Any]:
+def validate_table(raw: Any, spec: Table | None = None) -> dict[str, Any]:
     """`raw` validated against `spec`, or one ConfigError listing every problem.
 
     Secret-shaped values are reported first (a leak is the most urgent problem); what the
@@ -730,6 +733,7 @@ def validate_table(raw: Any, spec: Table = ROOT) -> dict[str, Any]:
     if any(p == _TOO_DEEP for _, p in problems):
         raise config_error(problems)
     flagged = {k for k, _ in problems}
+    spec = spec or root()
     try:
         validated = spec(raw, "")
     except ConfigError as exc:

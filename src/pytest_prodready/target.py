@@ -31,7 +31,7 @@ from urllib3.exceptions import (
 from urllib3.util.retry import Retry
 
 from pytest_prodready import __version__, deadline
-from pytest_prodready.config import DEFAULTS, Settings
+from pytest_prodready.config import Settings, defaults
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import BudgetExceeded, OffAllowlist, TargetUnreachable
 from pytest_prodready.masking import SECRET_HEADERS, Masker
@@ -335,13 +335,18 @@ class Target:
     _pool: ThreadPoolExecutor | None = field(init=False, default=None)
     _inflight: set[deadline.Watch] = field(init=False, default_factory=set)
     _failures_in_a_row: int = field(init=False, default=0)
+    _hosts: tuple[Settings, frozenset[str]] | None = field(init=False, default=None)
 
     def __repr__(self) -> str:
         return f"Target({self.masker.url(self.base_url)!r})"
 
     def __post_init__(self) -> None:
+        from pytest_prodready import family
+
         for secret in self.settings.secrets.values():
             self.masker.add(secret)
+        for name in family.secret_headers():
+            self.masker.add_secret_header(name)
         self.budget = self.share.budget(int(self.settings.get("request_budget")))
         self.throttle = Throttle(wait_budget_s=3 * self.timeout)
         self.session = self._session(retrying=True, insecure=False)
@@ -351,7 +356,7 @@ class Target:
         """A target for scripts and one-off checks, with the default safety settings."""
         from pytest_prodready import schema
 
-        settings = Settings(values={**DEFAULTS, **values, "base_url": schema.url(base_url, "base_url")},
+        settings = Settings(values={**defaults(), **values, "base_url": schema.url(base_url, "base_url")},
                             secrets={}, sources={})
         return cls(settings)
 
@@ -366,15 +371,18 @@ class Target:
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
+        if self._hosts is not None and self._hosts[0] is self.settings:
+            return self._hosts[1]
+        from pytest_prodready import family
+
         hosts = {host_of(self.base_url)}
         hosts |= {h.lower().strip("[]") for h in self.settings.get("allowed_hosts", [])}
-        for key in ("tls.http_url",):
-            value = self.settings.get(key)
-            if value:
-                hosts.add(host_of(value))
-        # Extra endpoints named in config are part of the target by the user's own word.
-        hosts |= {hp.rpartition(":")[0].strip("[]") for hp in self.settings.get("tls.hosts", []) or []}
-        return frozenset(h.lower() for h in hosts if h)
+        # Hosts a family's settings name (tls.http_url, tls.hosts...) are part of the target
+        # by the user's own word.
+        hosts |= family.hosts(self.settings)
+        allowed = frozenset(h.lower() for h in hosts if h)
+        self._hosts = (self.settings, allowed)
+        return allowed
 
     @property
     def retries_every_method(self) -> bool:
@@ -656,10 +664,13 @@ class Target:
             dest = next_dest
 
     def _carries_secret(self, header: str) -> bool:
+        from pytest_prodready import family
+
         name = header.lower()
         custom = str(self.settings.get("auth.header") or "").lower()
         extra = {str(h["name"]).lower() for h in self.settings.get("request_headers") or ()}
-        return name in SECRET_HEADERS or name == custom or name in extra
+        return (name in SECRET_HEADERS or name == custom or name in extra
+                or name in family.secret_headers())
 
     def _request_headers(self, dest: Destination, *own: dict[str, str]) -> dict[str, str]:
         """`request_headers` from config (each value from its env var, a secret), for a

@@ -1,14 +1,5 @@
-"""Built-in check families. Adding a family: one module here, and its name in FAMILIES."""
+"""Built-in check families: one module each, declaring a FAMILY (see family.py).
 
-FAMILIES: tuple[str, ...] = (
-    "headers",
-    "cookies",
-    "cors",
-    "auth",
-    "exposure",
-    "errors",
-    "health",
-    "metrics",
-    "tls",
-    "webhooks",
-)
+The list of built-in families is family.BUILTIN; an installed package adds one through the
+`pytest_prodready.families` entry-point group.
+"""

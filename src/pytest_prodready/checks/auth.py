@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pytest_prodready.checking import Context
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import anonymous_probe, protected
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 REFUSED = frozenset({401, 403})
@@ -82,3 +82,8 @@ def invalid_token_rejected(ctx: Context) -> None:
     if accepted:
         ctx.fail(f"{ctx.subject} with a made-up token {verdict_problem(accepted[0])}", *accepted)
     ctx.passed(f"{ctx.subject} refuses malformed and unknown tokens")
+
+
+# protected and auth are core keys (several families probe the protected endpoints, and the
+# client sends auth's token): the family adds none of its own.
+FAMILY = Family(name="auth")

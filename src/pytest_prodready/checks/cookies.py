@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import base_probes
 from pytest_prodready.config import Settings
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 # Names that carry a login session. CSRF cookies are meant to be read by scripts.
@@ -85,3 +86,10 @@ def flags(ctx: Context) -> None:
     if findings:
         ctx.fail(f"{len(findings)} cookie(s) with unsafe flags: " + "; ".join(findings), *evidence)
     ctx.passed(f"{seen} cookie(s) with safe flags")
+
+
+FAMILY = Family(
+    name="cookies",
+    # paths: the pages that set cookies (a login page), judged beside the ordinary responses
+    config={"cookies": schema.Table({"paths": schema.list_of(schema.path)})},
+)

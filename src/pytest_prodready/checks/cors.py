@@ -6,11 +6,12 @@ APIs only reveal their CORS policy on one of the two.
 
 from __future__ import annotations
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import UNKNOWN_ORIGIN, protected_get_paths
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 
@@ -127,3 +128,9 @@ def allowed_origin_accepted(ctx: Context) -> None:
     if refused:
         ctx.fail(f"configured origin(s) not allowed on {path}: {', '.join(refused)}")
     ctx.passed(f"all {len(ctx.settings.get('allowed_origins', []))} configured origin(s) allowed")
+
+
+FAMILY = Family(
+    name="cors",
+    config={"allowed_origins": schema.list_of(schema.origin), "cors_paths": schema.list_of(schema.path)},
+)

@@ -6,12 +6,12 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from pytest_prodready import debugpages
-from pytest_prodready.checking import Context
+from pytest_prodready import debugpages, schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import BODY_METHODS, base_probes, not_found_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 MALFORMED_JSON = b'{"prodready": "malformed", '
@@ -200,3 +200,12 @@ def no_internal_hosts(ctx: Context) -> None:
         ctx.fail("internal addresses in responses: " + "; ".join(
             f"{', '.join(refs[:5])} in {ex.where}" for ex, refs in hits), *(ex for ex, _ in hits))
     ctx.passed(f"no internal address in {len(ctx.responses())} response(s)")
+
+
+FAMILY = Family(
+    name="errors",
+    # pages: more pages and routes the errors checks probe with odd input (debug pages
+    # usually show only where something raises)
+    config={"errors": schema.Table({"json_endpoints": schema.list_of(schema.endpoint),
+                                    "pages": schema.list_of(schema.endpoint)})},
+)

@@ -12,12 +12,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import base_probes, not_found_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
+from pytest_prodready.family import Family
 from pytest_prodready.leaks import Leak, find_leaks, preview
-from pytest_prodready.registry import check
 from pytest_prodready.target import Probe
 
 
@@ -248,3 +249,10 @@ def secrets_in_responses(ctx: Context) -> None:
         ctx.fail("credentials in responses: " + "; ".join(findings[:MAX_FINDINGS_SHOWN])
                  + (f"; and {more} more" if more > 0 else ""), *evidence)
     ctx.passed(f"no credential patterns in {len(responses)} response(s)")
+
+
+FAMILY = Family(
+    name="exposure",
+    config={"exposure": schema.Table({"allow": schema.list_of(schema.path),
+                                      "extra_paths": schema.list_of(schema.path)})},
+)

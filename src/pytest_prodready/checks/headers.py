@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from pytest_prodready.checking import Context
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import page_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 HSTS_MIN_AGE_S = 180 * 24 * 3600
@@ -193,3 +193,6 @@ def no_version_disclosure(ctx: Context) -> None:
     if leaks:
         ctx.fail("software versions disclosed: " + "; ".join(leaks))
     ctx.passed("no software version disclosed" + (f" (Server: {', '.join(servers)})" if servers else ""))
+
+
+FAMILY = Family(name="headers")

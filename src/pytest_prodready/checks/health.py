@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import health_paths
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 HEALTHY = frozenset({"ok", "healthy", "up", "pass", "passing", "green", "available", "ready",
@@ -123,3 +124,14 @@ def version_exposed(ctx: Context) -> None:
                           f"({unanswered[0].error or 'rate limited'})")
     ctx.fail(f"no version or commit found at {', '.join(version_paths(ctx.settings))} "
              "(set version_paths if it lives elsewhere)")
+
+
+FAMILY = Family(
+    name="health",
+    config={
+        "health": schema.list_of(schema.path),
+        "health_budget_ms": schema.integer(1, 60_000, "a health check slower than a minute is down"),
+        "version_paths": schema.list_of(schema.path),
+    },
+    defaults={"health_budget_ms": 2000},
+)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.config import Settings
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 REQUEST_METRIC = re.compile(r"(http|request|grpc_server_handled|grpc_server_handling)", re.IGNORECASE)
@@ -43,3 +44,9 @@ def prometheus_valid(ctx: Context) -> None:
         ctx.fail(f"{path} has {len(families)} metric families but no request metrics "
                  f"(e.g. http_requests_total); saw: {names}", ex)
     ctx.passed(f"{len(families)} metric families, request metrics: {', '.join(requests[:3])}")
+
+
+FAMILY = Family(
+    name="metrics",
+    config={"metrics": schema.Table({"path": schema.path, "token_env": schema.env_name})},
+)

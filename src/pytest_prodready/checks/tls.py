@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.common import page_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.exceptions import CannotJudge, CheckFailure, TargetError
-from pytest_prodready.registry import check
+from pytest_prodready.family import Family
 from pytest_prodready.target import MAX_REDIRECTS, USER_AGENT, Probe
 
 if TYPE_CHECKING:
@@ -494,3 +495,24 @@ def _can_offer(version: ssl.TLSVersion) -> bool:
              ssl.TLSVersion.TLSv1_3: "HAS_TLSv1_3"}
     return bool(getattr(ssl, flags.get(version, ""), True))
 
+
+def _tls_hosts(settings: Settings) -> list[str]:
+    """tls.http_url's host and the tls.hosts endpoints: part of the target by the user's word."""
+    from pytest_prodready.urls import host_of
+
+    hosts = [host_of(str(settings.get("tls.http_url")))] if settings.get("tls.http_url") else []
+    hosts += [str(hp).rpartition(":")[0].strip("[]") for hp in settings.get("tls.hosts", []) or []]
+    return [h for h in hosts if h]
+
+
+FAMILY = Family(
+    name="tls",
+    config={"tls": schema.Table({
+        "ca_bundle": schema.file_path, "http_url": schema.url,
+        "min_days": schema.integer(0, 398, "no public certificate is valid longer than 398 days"),
+        "hosts": schema.list_of(schema.host_port, max_items=1000),
+        # false for a deliberately HTTP-only internal service: no https:// is tried;
+        # true asks even on loopback
+        "require_https": schema.boolean})},
+    hosts=_tls_hosts,
+)

@@ -38,12 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_prodready.checking import Context
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge, ConfigError
+from pytest_prodready.family import Family
 from pytest_prodready.masking import Masker
-from pytest_prodready.registry import check
 from pytest_prodready.signing import (
     Signature,
     Signer,
@@ -495,3 +496,35 @@ def valid_accepted(ctx: Context) -> None:
                  "payload_file to an event it handles)", ex)
     ctx.fail(f"{hook.label}: a correctly signed request got {ex.status} (expected "
              f"{hook.expected('accepted')})", ex)
+
+
+def _validate(settings: Settings) -> None:
+    """Each webhook table against its scheme's rules, before any request."""
+    for name in settings.get("webhooks") or {}:
+        load_hook(settings, name)
+
+
+FAMILY = Family(
+    name="webhooks",
+    config={"webhooks": schema.TableOf(schema.Table({
+        "path": schema.path,
+        "scheme": schema.one_of("stripe", "github", "slack", "standard", "hmac-sha1", "hmac-sha256",
+                                "hmac-sha512"),
+        "header": schema.header_name,
+        "secret_env": schema.env_name,
+        "tolerance_s": schema.integer(0, 86_400, "one day; providers use five minutes"),
+        "payload": schema.bounded_text(schema.MAX_PAYLOAD),
+        "payload_file": schema.file_path,
+        "encoding": schema.one_of("hex", "base64"),
+        "prefix": schema.header_value,
+        "timestamp_header": schema.header_name,
+        "signed_content": schema.bounded_text(4096),
+        "accepted": schema.list_of(schema.integer(100, 599), max_items=500),
+        "rejected": schema.list_of(schema.integer(100, 599), max_items=500),
+    }, required=("path", "scheme", "secret_env")))},
+    validate=_validate,
+    # The providers' signature headers: masked by name, never sent across origins.
+    secret_headers=frozenset({"x-hub-signature", "x-hub-signature-256", "stripe-signature",
+                              "x-slack-signature", "webhook-signature", "x-signature",
+                              "x-webhook-signature"}),
+)

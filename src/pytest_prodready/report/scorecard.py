@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_prodready.masking import strip_control
-from pytest_prodready.registry import SEVERITY_ORDER, SEVERITY_WEIGHT
+from pytest_prodready.severity import SEVERITY_ORDER, SEVERITY_WEIGHT
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "waived")
 # Outcomes that weigh in the score: what was looked at. A check that could not look

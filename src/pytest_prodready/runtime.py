@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from pytest_prodready.config import Settings
 from pytest_prodready.masking import Masker
+from pytest_prodready.records import Policy
 from pytest_prodready.runshare import RunShare
 from pytest_prodready.target import Target
 
@@ -66,17 +65,7 @@ class Runtime:
             for name in HTTP_LOGGERS:
                 logging.getLogger(name).removeFilter(self._log_filter)
 
-    def severity_of(self, check_id: str, default: str) -> str:
-        overrides: dict[str, str] = self.settings.get("severity", {}) or {}
-        return overrides.get(check_id, default)
-
-    def waiver_for(self, check_id: str, subject: str) -> dict[str, Any] | None:
-        """The waiver matching 'id' or 'id[subject]', with whether it is still in force."""
-        names = {check_id, f"{check_id}[{subject}]"}
-        for waiver in self.settings.get("waivers", []) or []:
-            if waiver["id"] in names:
-                expires = waiver.get("expires")
-                active = expires is None or expires >= dt.date.today()
-                return {"reason": waiver["reason"], "expires": str(expires) if expires else None,
-                        "active": active}
-        return None
+    @property
+    def policy(self) -> Policy:
+        """Severity overrides and waivers of this run (records.Policy)."""
+        return Policy.from_settings(self.settings)

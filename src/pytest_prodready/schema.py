@@ -640,10 +640,6 @@ PLANNED: dict[str, Any] = {
         "domain": hostname, "expect_caa": boolean, "mail": boolean, "nameserver": host_port,
         "names": list_of(hostname), "expect": list_of(string),
     }),
-    "network": Table({
-        "host": hostname, "closed_ports": list_of(integer(1, 65535)),
-        "redis": list_of(host_port), "postgres": list_of(host_port),
-    }),
 }
 
 _SCHEMAS: dict[str, Table] = {}

@@ -70,6 +70,10 @@ class Probe:
     # A request a correct target ACCEPTS (the signed webhook control): sent at most once
     # per run, by one process, never retried.
     once: bool = False
+    # A refusal is the answer, not a hiccup (a rate-limit probe, a latency sample): never
+    # retried, and its 429 does not count towards the run's Throttle (the checker is not
+    # being rate-limited; the check is measuring the limiter). Sent like any other probe.
+    expect_refusal: bool = False
 
     def __repr__(self) -> str:
         # Header names only: probes carry forged tokens and webhook signatures.
@@ -79,9 +83,9 @@ class Probe:
     @classmethod
     def of(cls, method: str, path: str, headers: dict[str, str] | None = None,
            body: bytes = b"", credential: str | None = None, follow_redirects: bool = True,
-           once: bool = False) -> Probe:
+           once: bool = False, expect_refusal: bool = False) -> Probe:
         return cls(method.upper(), path, tuple(sorted((headers or {}).items())), body,
-                   credential, follow_redirects, once)
+                   credential, follow_redirects, once, expect_refusal)
 
     @classmethod
     def get(cls, path: str, headers: dict[str, str] | None = None, **kw: Any) -> Probe:
@@ -557,7 +561,8 @@ class Target:
                                 error=f"the client failed on this exchange ({type(exc).__name__}: "
                                       f"{str(exc)[:200]})", error_kind="read")
         self._breaker(exchange)
-        self.throttle.record(exchange.status)
+        if not probe.expect_refusal:
+            self.throttle.record(exchange.status)
         self._discover(exchange)
         return exchange
 
@@ -630,7 +635,7 @@ class Target:
         while True:
             sent = {**headers, **secret_headers}
             exchange, location = self._send_one(method, dest.url, sent, body, until,
-                                                retrying=not probe.once,
+                                                retrying=not (probe.once or probe.expect_refusal),
                                                 credentialed=bool(secret_headers) or any(
                                                     self._carries_secret(k) for k in headers))
             exchange = _replace(exchange, redirects=tuple(redirects), hops=tuple(hops))

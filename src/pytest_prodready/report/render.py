@@ -355,54 +355,11 @@ def _e(value: object) -> str:
     return html.escape(strip_control(str(value)), quote=True)
 
 
-def _html_evidence(record: Mapping[str, Any]) -> str:
-    lines = evidence_lines(record.get("evidence") or [])
-    if not lines:
-        return ""
-    count = len(record.get("evidence") or [])
-    return (f"<details><summary>evidence ({count})</summary><pre>{_e(chr(10).join(lines))}</pre>"
-            "</details>")
-
-
 def html_page(card: Scorecard) -> str:
-    e = _e
-    rows = "\n".join(
-        f"<tr class=\"{e(r['outcome'])}\"><td>{e(r['outcome'])}</td><td>{e(r['severity'])}</td>"
-        f"<td><code>{e(r['nodeid'])}</code></td><td>{e(cut(r['message'], 300))}</td>"
-        f"<td>{e(r.get('remediation') or '')}</td><td>{_html_evidence(r)}</td></tr>"
-        for r in card.sorted_records())
-    cats = "\n".join(
-        f"<tr><td>{e(c['name'])}</td><td>{c['passed']}</td><td>{c['failed']}</td><td>{c['error']}</td>"
-        f"<td>{c['skipped']}</td><td>{c['waived']}</td><td>{_score(c['score'])}</td></tr>"
-        for c in card.categories())
-    groups = card.blocker_groups
-    blockers = "\n".join(
-        f"<li class=\"{e(g['severity'])}\"><b>{e(g['severity'])}</b> <code>{e(_label(g))}</code>"
-        + (f" on {', '.join(f'<code>{e(s)}</code>' for s in g['subjects'])}" if g["subjects"] else "")
-        + f"<br>{e(cut(g['message'], 300))}"
-        + (f"<br>fix: {e(g['remediation'])}" if g["remediation"] else "") + "</li>"
-        for g in groups)
-    blockers_html = (f"<h2>Blockers ({e(_count(groups))})</h2><ul id=\"blockers\">{blockers}</ul>"
-                     if groups else "")
-    cap = card.grade_cap
-    cap_html = (f" <span id=\"grade-cap\">score alone {e(card.raw_grade)}; {e(cap['reason'])}</span>"
-                if cap else "")
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>prodready: {e(card.verdict)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}}
-.failed,.error{{background:#fde2e2}}.passed{{background:#e3f6e3}}.waived,.skipped{{background:#f3f3f3}}
-pre{{white-space:pre-wrap;max-width:60em}}</style></head>
-<body><h1 id="verdict">{e(card.verdict)}</h1>
-<p>Target <code>{e(card.target)}</code> · score <b id="score">{_score(card.score)}</b>/100
-(grade <span id="grade">{e(card.grade)}</span>{cap_html}) · fail-on {e(card.fail_on)}</p>
-{blockers_html}
-<h2>Categories</h2>
-<table id="categories"><tr><th>category</th><th>passed</th><th>failed</th><th>errors</th>
-<th>skipped</th><th>waived</th><th>score</th></tr>{cats}</table>
-<h2>Checks</h2><table id="checks"><tr><th>outcome</th><th>severity</th><th>check</th>
-<th>message</th><th>fix</th><th>evidence</th></tr>{rows}</table></body></html>
-"""
+    """The HTML scorecard (report/html.py): one self-contained page."""
+    from pytest_prodready.report import html as html_report
+
+    return html_report.page(card)
 
 
 def write(card: Scorecard, path: Path) -> None:

@@ -1,0 +1,445 @@
+"""network.*: database and cache ports are closed, Redis asks for a password, PostgreSQL
+refuses plain-text connections.
+
+No client library: each probe speaks a few bytes of the wire protocol itself (a TCP
+connect; Redis's RESP `PING`; PostgreSQL's SSLRequest and a StartupMessage) and never
+authenticates, writes or runs a query. Every connection goes through `Target.guard`
+(allowlist, then the run's budget) before it is opened, has a short timeout, and reads a
+bounded number of bytes: a host that says nothing or answers garbage costs one timeout
+and gives "cannot judge", never a hang nor a verdict.
+
+The subjects: `network.host` for the ports; each `network.redis` and `network.postgres`
+'host:port' entry for the protocol checks. All of those hosts join the allowlist.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import struct
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal, NoReturn
+
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
+from pytest_prodready.config import Settings
+from pytest_prodready.exceptions import CannotJudge, CheckFailure
+from pytest_prodready.family import Family
+
+# Database, cache and search ports that should never face the internet (PRODUCT.md's list).
+DEFAULT_CLOSED_PORTS = (5432, 6379, 3306, 27017, 9200, 11211)
+PORT_NAMES = {5432: "PostgreSQL", 6379: "Redis", 3306: "MySQL", 27017: "MongoDB",
+              9200: "Elasticsearch", 11211: "memcached", 5672: "RabbitMQ", 9042: "Cassandra",
+              2379: "etcd", 1433: "SQL Server", 1521: "Oracle", 9000: "ClickHouse"}
+CONNECT_TIMEOUT_S = 2.0  # a port scan: an open port accepts within a round trip
+WIRE_TIMEOUT_S = 5.0     # a protocol answer
+MAX_REPLY_BYTES = 4096
+MAX_PARALLEL = 16
+# PostgreSQL: SSLRequest (length 8, code 80877103) and protocol 3.0 for the StartupMessage.
+SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+PROTOCOL_3 = 196608
+PG_USER = "prodready"
+PG_AUTH = {0: "no password at all (trust)", 2: "Kerberos", 3: "a clear-text password",
+           5: "an MD5 password", 7: "GSSAPI", 9: "SSPI", 10: "SCRAM (SASL)"}
+RESP_PING = b"*1\r\n$4\r\nPING\r\n"
+
+PortState = Literal["open", "refused", "no answer", "unreachable", "unresolved"]
+
+
+# -- evidence -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PortProbe:
+    """One TCP connect: where, what happened, how long it took."""
+
+    host: str
+    port: int
+    state: PortState
+    detail: str = ""
+    elapsed_ms: float = 0.0
+
+    @property
+    def label(self) -> str:
+        name = PORT_NAMES.get(self.port)
+        return f"{self.port} ({name})" if name else str(self.port)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tcp": {"host": self.host, "port": self.port, "state": self.state,
+                        "detail": self.detail or None, "elapsed_ms": round(self.elapsed_ms, 1)}}
+
+    def render(self) -> str:
+        extra = f": {self.detail}" if self.detail else ""
+        return f"* TCP {_label(self.host, self.port)}: {self.state}{extra}  ({self.elapsed_ms:.0f} ms)"
+
+
+@dataclass(frozen=True)
+class WireExchange:
+    """A few bytes sent to a database or cache and what came back (masked, cut)."""
+
+    protocol: str
+    endpoint: str
+    sent: str
+    received: str
+    error: str = ""
+    elapsed_ms: float = 0.0
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"wire": {"protocol": self.protocol, "endpoint": self.endpoint, "sent": self.sent,
+                         "received": self.received or None, "error": self.error or None,
+                         "elapsed_ms": round(self.elapsed_ms, 1), "notes": list(self.notes)}}
+
+    def render(self) -> str:
+        lines = [f"* {self.protocol} {self.endpoint}: sent {self.sent}"]
+        if self.received:
+            lines.append(f"* answered {self.received}")
+        if self.error:
+            lines.append(f"* {self.error}")
+        lines += [f"  note: {note}" for note in self.notes]
+        lines.append(f"  ({self.elapsed_ms:.0f} ms)")
+        return "\n".join(lines)
+
+
+def _label(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(text: str) -> tuple[str, int]:
+    host, _, port = str(text).strip().rpartition(":")
+    return host.strip("[]").lower(), int(port)
+
+
+def _shown(data: bytes, limit: int = 200) -> str:
+    """Bytes as a readable, bounded literal ('+PONG\\r\\n')."""
+    text = repr(data[:limit])[2:-1]
+    return f"'{text}'" + (f" (+{len(data) - limit} bytes)" if len(data) > limit else "")
+
+
+def fail(ctx: Context, message: str) -> NoReturn:
+    """The failure, with the wire evidence in the detail (facts are masked when made)."""
+    masker = ctx.target.masker
+    lines = [f"[{ctx.spec.id}] {masker.text(message)}", f"Fix: {ctx.spec.remediation}"]
+    lines += ["\n" + masker.text(fact.render()) for fact in ctx.facts]
+    raise CheckFailure(message, (), remediation=ctx.spec.remediation, check_id=ctx.spec.id,
+                       rendered="\n".join(lines))
+
+
+# -- sockets ------------------------------------------------------------------------------------
+class WireError(Exception):
+    """A connection that gave no judgeable answer; kind says which way it went."""
+
+    def __init__(self, kind: PortState | Literal["closed", "timeout"], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected TCP socket, or WireError(refused / no answer / unreachable / unresolved)."""
+    try:
+        return socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise WireError("unresolved", f"{host} does not resolve ({exc.strerror})") from None
+    except ConnectionRefusedError:
+        raise WireError("refused", "connection refused") from None
+    except (TimeoutError, socket.timeout):
+        raise WireError("no answer", f"no answer within {timeout:g}s (filtered?)") from None
+    except OSError as exc:
+        raise WireError("unreachable", exc.strerror or type(exc).__name__) from None
+
+
+def read_until(sock: socket.socket, deadline: float, done: Any) -> bytes:
+    """Bytes until done(data) or the peer closes, bounded by MAX_REPLY_BYTES and `deadline`."""
+    data = b""
+    while len(data) < MAX_REPLY_BYTES and not done(data):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if data:
+                return data
+            raise WireError("timeout", "no answer within the timeout")
+        readable, _, _ = select.select([sock], [], [], left)
+        if not readable:
+            continue
+        try:
+            chunk = sock.recv(MAX_REPLY_BYTES - len(data))
+        except ConnectionResetError:
+            if data:
+                return data
+            raise WireError("closed", "the connection was reset without an answer") from None
+        if not chunk:
+            if data:
+                return data
+            raise WireError("closed", "the connection was closed without an answer")
+        data += chunk
+    return data
+
+
+def _guarded(ctx: Context, subject: str) -> tuple[str, int]:
+    host, port = split_host_port(subject)
+    ctx.target.guard(host)
+    return host, port
+
+
+def _timeout(ctx: Context, cap: float) -> float:
+    return max(0.1, min(float(ctx.target.timeout), cap))
+
+
+# -- network.ports_closed -------------------------------------------------------------------------
+def closed_ports(settings: Settings) -> list[int]:
+    return [int(p) for p in settings.get("network.closed_ports") or DEFAULT_CLOSED_PORTS]
+
+
+def probe_port(host: str, port: int, timeout: float) -> PortProbe:
+    started = time.monotonic()
+    try:
+        sock = connect(host, port, timeout)
+    except WireError as exc:
+        state: PortState = exc.kind if exc.kind not in ("closed", "timeout") else "no answer"
+        return PortProbe(host, port, state, str(exc) if state != "refused" else "",
+                         (time.monotonic() - started) * 1000)
+    peer = sock.getpeername()[0]
+    sock.close()
+    return PortProbe(host, port, "open", f"accepted (peer {peer})", (time.monotonic() - started) * 1000)
+
+
+@check("network.ports_closed", title="database and cache ports are not reachable",
+       severity="critical", needs=("network.host",),
+       subjects=lambda s: [str(s.get("network.host"))],
+       remediation="Close database, cache and search ports to the internet: bind them to a private "
+                   "interface or localhost, and allow them only from the application's network "
+                   "(security group / firewall).")
+def ports_closed(ctx: Context) -> None:
+    host = ctx.subject.strip("[]").lower()
+    ports = list(dict.fromkeys(closed_ports(ctx.settings)))
+    for _ in ports:  # every connection is allow-listed and charged before any is opened
+        ctx.target.guard(host)
+    timeout = _timeout(ctx, CONNECT_TIMEOUT_S)
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(ports))) as pool:
+        seen = list(pool.map(lambda port: probe_port(host, port, timeout), ports))
+    for probe in seen:
+        ctx.add_fact(probe)
+    unresolved = [p for p in seen if p.state == "unresolved"]
+    if unresolved:
+        raise CannotJudge(unresolved[0].detail)
+    open_ = [p for p in seen if p.state == "open"]
+    if open_:
+        fail(ctx, f"{len(open_)} of {len(ports)} ports on {host} accept TCP connections: "
+                  f"{', '.join(p.label for p in open_)}")
+    refused = sum(p.state == "refused" for p in seen)
+    silent = len(seen) - refused
+    how = f"{refused} refused" + (f", {silent} gave no answer within {timeout:g}s or were "
+                                  "unreachable" if silent else "")
+    ctx.passed(f"none of {len(ports)} ports on {host} accepts a TCP connection ({how})")
+
+
+# -- network.redis_requires_auth ----------------------------------------------------------------
+def redis_ping(host: str, port: int, timeout: float) -> tuple[bytes, float]:
+    """The first line Redis answers to an anonymous PING (or says unasked, like DENIED)."""
+    started = time.monotonic()
+    deadline = started + timeout
+    sock = connect(host, port, timeout)
+    try:
+        sock.settimeout(timeout)
+        # Protected mode and ACL errors arrive unasked, right after the accept: listen briefly
+        # first, so the PING does not hit a socket the server has already closed.
+        if not select.select([sock], [], [], min(0.2, timeout))[0]:
+            sock.sendall(RESP_PING)
+        reply = read_until(sock, deadline, lambda d: b"\r\n" in d)
+        return reply, (time.monotonic() - started) * 1000
+    except OSError as exc:
+        raise WireError("closed", f"the connection failed: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+
+
+@check("network.redis_requires_auth", title="an unauthenticated Redis command gets NOAUTH",
+       severity="critical", needs=("network.redis",),
+       subjects=lambda s: [str(e) for e in s.get("network.redis") or []],
+       remediation="Require a password (requirepass, or ACL users with the default user off), "
+                   "keep protected-mode on, and bind Redis to a private interface only.")
+def redis_requires_auth(ctx: Context) -> None:
+    host, port = _guarded(ctx, ctx.subject)
+    endpoint = _label(host, port)
+    timeout = _timeout(ctx, WIRE_TIMEOUT_S)
+    started = time.monotonic()
+    try:
+        reply, elapsed = redis_ping(host, port, timeout)
+    except WireError as exc:
+        ctx.add_fact(WireExchange("redis", endpoint, "PING", "", str(exc),
+                                  (time.monotonic() - started) * 1000))
+        if exc.kind == "refused":
+            raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
+                              "network.ports_closed judges reachability") from None
+        raise CannotJudge(f"{endpoint}: {exc}") from None
+    line = reply.split(b"\r\n", 1)[0]
+    text = ctx.target.masker.text(line.decode("utf-8", "replace"))
+    ctx.add_fact(WireExchange("redis", endpoint, "PING", ctx.target.masker.text(_shown(reply)),
+                              elapsed_ms=elapsed))
+    if line.startswith(b"+PONG"):
+        fail(ctx, f"{endpoint} answered +PONG to an anonymous PING: anyone who reaches it can "
+                  "read and write every key")
+    if line.startswith(b"-NOAUTH"):
+        ctx.passed(f"{endpoint} answered an anonymous PING with {text!r}: a password is required")
+        return
+    if line.startswith(b"-DENIED"):
+        ctx.passed(f"{endpoint} refused the anonymous connection with DENIED: protected mode is on "
+                   "and no password is set (only loopback clients are served); a password keeps it "
+                   "closed if protected mode is ever turned off")
+        return
+    raise CannotJudge(f"{endpoint} answered {_shown(reply, 80)} to PING: not a Redis answer this "
+                      "check can judge (TLS-only Redis, another service?)")
+
+
+# -- network.postgres_requires_tls --------------------------------------------------------------
+@dataclass(frozen=True)
+class PgMessage:
+    """A backend message: its type byte and, for an error, its fields; for R, the method."""
+
+    kind: str
+    fields: dict[str, str]
+    auth: int | None = None
+
+    @property
+    def text(self) -> str:
+        if self.kind == "R":
+            return f"AuthenticationRequest {self.auth} ({PG_AUTH.get(self.auth or 0, 'unknown')})"
+        if self.kind == "E":
+            return (f"ErrorResponse {self.fields.get('C', '?')} "
+                    f"{self.fields.get('S', '')}: {self.fields.get('M', '')}")
+        return f"message {self.kind!r}"
+
+
+def startup_message(user: str, database: str) -> bytes:
+    params = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in (
+        ("user", user), ("database", database), ("application_name", "pytest-prodready")))
+    body = struct.pack("!i", PROTOCOL_3) + params + b"\0"
+    return struct.pack("!i", len(body) + 4) + body
+
+
+def parse_backend(data: bytes) -> PgMessage | None:
+    """The first backend message, or None when the bytes are not one."""
+    if len(data) < 5:
+        return None
+    kind = chr(data[0])
+    length = struct.unpack("!i", data[1:5])[0]
+    if kind not in "RENv" or not 4 <= length <= MAX_REPLY_BYTES:
+        return None
+    body = data[5:1 + length]
+    if kind == "R" and len(body) >= 4:
+        return PgMessage("R", {}, struct.unpack("!i", body[:4])[0])
+    if kind in "EN":
+        fields = {}
+        for part in body.split(b"\0"):
+            if part:
+                fields[chr(part[0])] = part[1:].decode("utf-8", "replace")
+        return PgMessage(kind, fields)
+    return PgMessage(kind, {})
+
+
+def _pg_complete(data: bytes) -> bool:
+    if len(data) < 5:
+        return False
+    return len(data) >= 1 + struct.unpack("!i", data[1:5])[0]
+
+
+def pg_exchange(host: str, port: int, payload: bytes, timeout: float, *, one_byte: bool) -> bytes:
+    deadline = time.monotonic() + timeout
+    sock = connect(host, port, timeout)
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(payload)
+        return read_until(sock, deadline, (lambda d: len(d) >= 1) if one_byte else _pg_complete)
+    except OSError as exc:
+        raise WireError("closed", f"the connection failed: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+
+
+def _plaintext_refused(message: PgMessage) -> bool:
+    """pg_hba.conf had no line for a non-TLS connection (or rejects it): refused before auth."""
+    return message.kind == "E" and "pg_hba.conf" in message.fields.get("M", "")
+
+
+@check("network.postgres_requires_tls", title="a non-TLS PostgreSQL connection is refused",
+       severity="high", needs=("network.postgres",),
+       subjects=lambda s: [str(e) for e in s.get("network.postgres") or []],
+       remediation="Turn ssl on with a real certificate and allow only 'hostssl' lines in "
+                   "pg_hba.conf (no 'host' lines for remote clients), so a plain-text startup "
+                   "is refused; clients connect with sslmode=verify-full.")
+def postgres_requires_tls(ctx: Context) -> None:
+    host, port = _guarded(ctx, ctx.subject)
+    endpoint = _label(host, port)
+    timeout = _timeout(ctx, WIRE_TIMEOUT_S)
+    started = time.monotonic()
+    try:
+        answer = pg_exchange(host, port, SSL_REQUEST, timeout, one_byte=True)
+    except WireError as exc:
+        ctx.add_fact(WireExchange("postgres", endpoint, "SSLRequest", "", str(exc),
+                                  (time.monotonic() - started) * 1000))
+        if exc.kind == "refused":
+            raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
+                              "network.ports_closed judges reachability") from None
+        raise CannotJudge(f"{endpoint}: SSLRequest: {exc}") from None
+    ctx.add_fact(WireExchange("postgres", endpoint, "SSLRequest", _shown(answer[:1]),
+                              elapsed_ms=(time.monotonic() - started) * 1000))
+    if answer[:1] not in (b"S", b"N"):
+        raise CannotJudge(f"{endpoint} answered {_shown(answer, 80)} to an SSLRequest: not "
+                          "PostgreSQL")
+    offers_tls = answer[:1] == b"S"
+
+    ctx.target.guard(host)  # the second connection: a plain-text startup
+    started = time.monotonic()
+    sent = f"StartupMessage user={PG_USER} database={PG_USER}, without TLS"
+    try:
+        reply = pg_exchange(host, port, startup_message(PG_USER, PG_USER), timeout, one_byte=False)
+    except WireError as exc:
+        ctx.add_fact(WireExchange("postgres", endpoint, sent, "", str(exc),
+                                  (time.monotonic() - started) * 1000))
+        raise CannotJudge(f"{endpoint}: plain-text StartupMessage: {exc}") from None
+    message = parse_backend(reply)
+    shown = ctx.target.masker.text(message.text if message else _shown(reply, 120))
+    ctx.add_fact(WireExchange("postgres", endpoint, sent, shown,
+                              elapsed_ms=(time.monotonic() - started) * 1000))
+    tls = "offers TLS (SSLRequest answered 'S')" if offers_tls else \
+        "does not offer TLS at all (SSLRequest answered 'N')"
+    if message is None:
+        raise CannotJudge(f"{endpoint} answered a plain-text startup with {_shown(reply, 80)}: "
+                          "not a PostgreSQL message")
+    if _plaintext_refused(message):
+        ctx.passed(f"{endpoint} {tls} and refused a plain-text startup for user {PG_USER!r} "
+                   f"before authentication: {message.fields.get('M', '')}")
+        return
+    if message.kind == "R":
+        fail(ctx, f"{endpoint} {tls} but accepted a plain-text startup and asked for "
+                  f"{PG_AUTH.get(message.auth or 0, f'auth method {message.auth}')}: passwords and "
+                  "data can cross the network unencrypted")
+    code = message.fields.get("C", "")
+    if message.kind == "E" and code in ("28000", "28P01", "3D000"):
+        # Past pg_hba.conf: the role, its password or the database was judged, so a
+        # plain-text connection is allowed for it.
+        fail(ctx, f"{endpoint} {tls} but let a plain-text startup through pg_hba.conf to "
+                  f"authentication ({shown}): a plain-text connection is allowed")
+    raise CannotJudge(f"{endpoint} answered a plain-text startup with {shown}: neither a "
+                      "pg_hba.conf refusal nor an authentication request")
+
+
+# -- the family ---------------------------------------------------------------------------------
+def _network_hosts(settings: Settings) -> Iterable[str]:
+    """network.host and every Redis/PostgreSQL endpoint's host: the target's, by the user's word."""
+    hosts = [str(settings.get("network.host"))] if settings.get("network.host") else []
+    for key in ("network.redis", "network.postgres"):
+        hosts += [split_host_port(str(e))[0] for e in settings.get(key) or []]
+    return [h.strip("[]").lower() for h in hosts if h]
+
+
+FAMILY = Family(
+    name="network",
+    config={"network": schema.Table({
+        "host": schema.hostname,
+        "closed_ports": schema.list_of(schema.integer(1, 65535)),
+        "redis": schema.list_of(schema.host_port),
+        "postgres": schema.list_of(schema.host_port),
+    })},
+    hosts=_network_hosts,
+)

@@ -1,0 +1,197 @@
+"""ratelimit.enforced: each configured endpoint refuses a burst at its limit, and says so truthfully.
+
+Active (needs --prodready-active): for `"POST /api/auth/login" = "5/minute"` the check sends
+the endpoint one request after another and stops at the first refusal, never sending more
+than limit x 1.5 + 5 requests (here 12), and only when the run's request budget has that
+many left. A refusal is a 429, or a 403 that says it is throttling (Retry-After, a
+remaining count of 0, or "rate limit"/"too many requests" in its body).
+
+Every response's rate-limit headers are read (ratelimit_headers.py: X-RateLimit-*, the
+IETF drafts' RateLimit-Limit/Remaining/Reset, RateLimit + RateLimit-Policy), and what is
+advertised is compared with what happened: the quota the first response promises against
+the request that was refused, a refusal that still advertises requests left, a window
+other than the configured one. Retry-After takes precedence over any advertised reset.
+
+The requests are not prefetched (a burst that stops at the first refusal is sequential by
+nature) and are not declared as `probes=`: the plugin prefetches declared probes even
+without --prodready-active, and an active check must send nothing then. Each request is a
+distinct probe (an `X-Prodready-Seq` header), sent with `expect_refusal` so the client
+neither retries a 429 nor counts it as the checker being rate limited.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+from pytest_prodready import schema
+from pytest_prodready.checking import Context, check
+from pytest_prodready.config import Settings
+from pytest_prodready.evidence import Exchange
+from pytest_prodready.exceptions import CannotJudge
+from pytest_prodready.family import Family
+from pytest_prodready.ratelimit_headers import Advertisement, read
+from pytest_prodready.target import Probe
+
+SEQ_HEADER = "X-Prodready-Seq"
+WINDOWS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+THROTTLE_TEXT = re.compile(r"rate.?limit|too many requests|throttl|slow down|quota exceeded",
+                           re.IGNORECASE)
+# A Retry-After and an advertised reset "agree" within this much (seconds, and a fraction).
+RESET_TOLERANCE_S = 2.0
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """'5/minute' -> (5, 60.0)."""
+    count, _, unit = text.replace(" ", "").partition("/")
+    return int(count), WINDOWS[unit]
+
+
+def max_requests(limit: int) -> int:
+    """The most requests a check may send for a limit: limit x 1.5 + 5."""
+    return limit * 3 // 2 + 5
+
+
+def configured(settings: Settings) -> dict[str, str]:
+    """The rate_limits table with its keys normalised to 'METHOD /path'."""
+    table = settings.get("rate_limits") or {}
+    return {schema.endpoint(key, "rate_limits"): str(value) for key, value in table.items()}
+
+
+def burst_probe(endpoint: str, burst: str, n: int) -> Probe:
+    """The n-th request of a burst: distinct (the probe cache sends a probe once per run),
+    not retried, not redirected."""
+    method = endpoint.partition(" ")[0]
+    headers = {SEQ_HEADER: f"{burst}.{n}"}
+    body = b""
+    if method in ("POST", "PUT", "PATCH"):
+        headers["Content-Type"] = "application/json"
+        body = b"{}"
+    return Probe.endpoint(endpoint, headers, body=body, follow_redirects=False, expect_refusal=True)
+
+
+def is_refusal(ex: Exchange, ad: Advertisement) -> bool:
+    if ex.status == 429:
+        return True
+    if ex.status == 403:
+        return (ad.retry_after_s is not None or ad.remaining == 0
+                or bool(THROTTLE_TEXT.search(ex.text[:4000])))
+    return False
+
+
+def _budget_left(ctx: Context) -> int:
+    budget = ctx.target.budget
+    return int(budget.limit) - int(budget.spent)
+
+
+def _advertised_notes(first: Advertisement, refusal: Advertisement | None, accepted: int,
+                      limit: int, window: float) -> tuple[list[str], list[str]]:
+    """(disagreements that fail the check, notes for the message)."""
+    wrong: list[str] = []
+    notes: list[str] = []
+    if first.remaining is not None and refusal is not None:
+        promised = first.remaining + 1  # this request and what it says is left
+        if promised != accepted:
+            wrong.append(f"the first response advertised {first.remaining} more requests "
+                         f"({first.describe()}), but {accepted} were accepted in all")
+    if refusal is not None and refusal.remaining is not None and refusal.remaining > 0:
+        wrong.append(f"the refusal still advertised {refusal.remaining} requests remaining")
+    if first.limit is not None and first.limit != limit:
+        notes.append(f"advertised quota {first.limit} differs from the configured {limit}")
+    if first.window_s is not None and abs(first.window_s - window) > 0.5:
+        notes.append(f"advertised window {first.window_s:g}s differs from the configured {window:g}s")
+    if refusal is not None and refusal.retry_after_s is not None:
+        resets = [p.reset_s for p in refusal.policies if p.reset_s is not None]
+        if resets and all(abs(r - refusal.retry_after_s) > RESET_TOLERANCE_S + 0.1 * r for r in resets):
+            notes.append(f"Retry-After {refusal.retry_after_s:g}s disagrees with the advertised reset "
+                         f"{min(resets):g}s (Retry-After wins)")
+    for ad in (first, refusal):
+        for problem in ad.problems if ad is not None else ():
+            if problem not in notes:
+                notes.append(problem)
+    return wrong, notes
+
+
+def _subjects(settings: Settings) -> list[str]:
+    return list(configured(settings))
+
+
+@check("ratelimit.enforced", title="429 arrives within the configured limit plus slack, with Retry-After",
+       severity="high", mode="active", needs=("rate_limits",), subjects=_subjects,
+       remediation="Put a rate limiter in front of the endpoint (flask-limiter, slowapi, "
+                   "express-rate-limit, nginx limit_req with limit_req_status 429) at the configured "
+                   "rate, answering 429 with Retry-After, and advertise the limit it really enforces.")
+def enforced(ctx: Context) -> None:
+    endpoint = ctx.subject
+    rate = configured(ctx.settings)[endpoint]
+    limit, window = parse_rate(rate)
+    cap = max_requests(limit)
+    left = _budget_left(ctx)
+    if left < cap:
+        raise CannotJudge(f"proving {endpoint} is limited at {rate} takes up to {cap} requests, and "
+                          f"the run's request budget has {left} left; raise request_budget")
+    burst = secrets.token_hex(4)
+    started = time.monotonic()
+    first: Advertisement | None = None
+    seen: list[Exchange] = []
+    for n in range(1, cap + 1):
+        ex = ctx.fetch(burst_probe(endpoint, burst, n), rate_limit_is_answer=True)
+        ad = read(ex.headers)
+        seen.append(ex)
+        first = first or ad
+        if is_refusal(ex, ad):
+            _judge_refusal(ctx, endpoint, rate, limit, window, cap, n, seen, first, ad, started)
+            return
+        if ex.status == 503 and n > 1 and seen[0].status != 503:
+            ctx.fail(f"{endpoint} answered 503 to request {n} after {n - 1} accepted, not 429: a "
+                     f"limiter that answers 503 (nginx's default limit_req_status) reads as an outage "
+                     f"to clients and monitors (configured {rate})", seen[0], ex)
+    elapsed = time.monotonic() - started
+    assert first is not None
+    if elapsed > window:
+        raise CannotJudge(f"the {cap} requests took {elapsed:.1f}s, longer than the {window:g}s window "
+                          f"of {rate}: no refusal was due; cannot judge")
+    statuses = sorted({str(ex.status) for ex in seen})
+    advert = (f"; it advertises {first.describe()} but did not enforce it" if first.any else "")
+    hint = ("; every answer was 404: is the path right?" if statuses == ["404"] else "")
+    ctx.fail(f"sent {cap} requests to {endpoint} in {elapsed:.2f}s (configured {rate}, limit x 1.5 + 5); "
+             f"none was refused (statuses {', '.join(statuses)}): expected a 429 by request "
+             f"{limit + 1}{advert}{hint}", seen[0], seen[-1])
+
+
+def _judge_refusal(ctx: Context, endpoint: str, rate: str, limit: int, window: float, cap: int,
+                   n: int, seen: list[Exchange], first: Advertisement, refusal: Advertisement,
+                   started: float) -> None:
+    elapsed = time.monotonic() - started
+    ex = seen[-1]
+    accepted = n - 1
+    if accepted == 0:
+        wait = refusal.reset_s
+        raise CannotJudge(f"the first request to {endpoint} was already refused ({ex.status}): the "
+                          "window was used up before this check (earlier requests of the run?) or "
+                          f"the endpoint refuses everything; run it again"
+                          f"{f' after {wait:g}s' if wait is not None else ''}")
+    evidence = (seen[0], ex) if len(seen) > 1 else (ex,)
+    if refusal.reset_s is None:
+        ctx.fail(f"{endpoint} refused request {n} with {ex.status} after {accepted} accepted, but "
+                 "said neither Retry-After nor when the limit resets: clients cannot back off "
+                 "correctly", *evidence)
+    wrong, notes = _advertised_notes(first, refusal, accepted, limit, window)
+    if wrong:
+        ctx.fail(f"{endpoint} refused request {n} after {accepted} accepted (configured {rate}), but "
+                 f"what it advertises disagrees: {'; '.join(wrong)}", *evidence)
+    over = f", more than the configured {limit} but within the slack of {cap}" if accepted > limit else ""
+    under = f", fewer than the configured {limit}" if accepted < limit else ""
+    retry = (f"Retry-After {refusal.retry_after_s:g}s" if refusal.retry_after_s is not None
+             else f"reset in {refusal.reset_s:g}s")
+    extra = f"; {'; '.join(notes)}" if notes else ""
+    ctx.passed(f"{endpoint}: {accepted} requests accepted, request {n} refused with {ex.status} "
+               f"({retry}) in {elapsed:.2f}s; observed limit {accepted}{over}{under} (configured "
+               f"{rate}); advertised: {first.describe()}{extra}")
+
+
+FAMILY = Family(
+    name="ratelimit",
+    config={"rate_limits": schema.MapOf(schema.rate, key_check=schema._endpoint_key)},
+)

@@ -1,0 +1,258 @@
+"""The HTML scorecard: one self-contained page to share.
+
+Verdict, score and grade on top; the blockers first, each with its fix and the evidence of
+its first finding; a bar per category; then every check with its evidence (requests,
+responses, TLS facts) in a collapsible <details>, and filters by outcome, severity and
+category.
+
+Safety: every string a target (or a test) controls goes through `strip_control` and
+`html.escape(quote=True)`, in text and in attributes; no target string is ever put in an
+href, a style or an event handler. Defence in depth: the page's Content-Security-Policy
+allows no fetch of anything (default-src 'none') and only the one inline script below, by
+its hash, so even markup that escaped the escaping could run nothing and load nothing.
+
+The page reads without JavaScript: everything is in the document, the evidence opens with
+a click on its summary. The script only adds the filters, and opens the evidence a link's
+fragment names (`report.html#check-3`); a fragment such as `#outcome=failed&severity=high`
+presets the filters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_prodready.masking import strip_control
+from pytest_prodready.report.scorecard import OUTCOMES, Scorecard
+from pytest_prodready.severity import SEVERITY_ORDER
+
+# The whole page's evidence stays readable (a check's transcript of a few dozen exchanges);
+# the JSON report has everything.
+HTML_EVIDENCE_LINES = 400
+MESSAGE_CHARS = 600
+
+SCRIPT = """(function () {
+  "use strict";
+  var form = document.getElementById("filters");
+  var rows = Array.prototype.slice.call(document.querySelectorAll("#checks tbody tr"));
+  var shown = document.getElementById("shown");
+  function apply() {
+    var want = {};
+    Array.prototype.forEach.call(form.querySelectorAll("select"), function (s) {
+      want[s.name] = s.value;
+    });
+    var count = 0;
+    rows.forEach(function (row) {
+      var ok = Object.keys(want).every(function (k) {
+        return !want[k] || row.getAttribute("data-" + k) === want[k];
+      });
+      row.hidden = !ok;
+      if (ok) { count += 1; }
+    });
+    shown.textContent = count + " of " + rows.length + " checks shown";
+  }
+  function fromHash() {
+    var hash = decodeURIComponent(window.location.hash.slice(1));
+    if (!hash) { return; }
+    if (hash.indexOf("=") >= 0) {
+      hash.split("&").forEach(function (pair) {
+        var kv = pair.split("=");
+        var select = form.querySelector("select[name='" + kv[0].replace(/[^a-z]/g, "") + "']");
+        if (select) { select.value = kv[1] || ""; }
+      });
+      return;
+    }
+    var el = document.getElementById(hash);
+    if (!el) { return; }
+    var details = el.tagName === "DETAILS" ? el : el.querySelector("details");
+    if (details) { details.open = true; }
+    el.scrollIntoView();
+  }
+  form.hidden = false;
+  form.addEventListener("change", apply);
+  form.addEventListener("reset", function () { window.setTimeout(apply, 0); });
+  window.addEventListener("hashchange", function () { fromHash(); apply(); });
+  fromHash();
+  apply();
+}());"""
+SCRIPT_HASH = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
+CSP = (f"default-src 'none'; script-src 'sha256-{SCRIPT_HASH}'; style-src 'unsafe-inline'; "
+       "img-src 'none'; base-uri 'none'; form-action 'none'; frame-src 'none'")
+
+STYLE = """
+:root{--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--muted:#656d76;--line:#d0d7de}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1200px;
+padding:1.5em;color:#1f2328}
+header{border-radius:8px;padding:1em 1.5em;margin-bottom:1.5em;color:#fff}
+header.ready{background:var(--ok)}header.not-ready{background:var(--bad)}
+header h1{margin:0 0 .2em;font-size:2em}header p{margin:.2em 0}
+header code{background:rgba(255,255,255,.2);color:#fff}
+.big{font-size:1.4em;font-weight:600}
+code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f6f8fa;padding:0 .25em;
+border-radius:4px;overflow-wrap:anywhere}
+h2{border-bottom:1px solid var(--line);padding-bottom:.2em;margin-top:1.6em}
+ul#blockers{list-style:none;padding:0}
+ul#blockers li{border:1px solid var(--line);border-left:6px solid var(--bad);border-radius:6px;
+padding:.6em 1em;margin:.6em 0}
+ul#blockers li.high{border-left-color:#e16f24}ul#blockers li.medium{border-left-color:var(--warn)}
+ul#blockers li.low{border-left-color:var(--muted)}
+.sev{display:inline-block;min-width:5.5em;font-weight:700;text-transform:uppercase;font-size:.8em}
+.sev.critical{color:var(--bad)}.sev.high{color:#bc4c00}.sev.medium{color:var(--warn)}
+.sev.low{color:var(--muted)}
+.msg{margin:.3em 0}.fix{margin:.3em 0;color:#0a3069}.fix b{color:#1f2328}
+table{border-collapse:collapse;width:100%}
+th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
+thead th{background:#f6f8fa}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{background:#eaeef2;border-radius:4px;height:.9em;width:14em;overflow:hidden}
+.bar span{display:block;height:100%;background:var(--ok)}
+.bar span.mid{background:var(--warn)}.bar span.low{background:var(--bad)}
+tr.failed td:first-child,tr.error td:first-child{color:var(--bad);font-weight:600}
+tr.passed td:first-child{color:var(--ok)}tr.skipped td:first-child,tr.waived td:first-child{color:var(--muted)}
+details summary{cursor:pointer;color:#0969da}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;border:1px solid var(--line);
+border-radius:6px;padding:.6em;max-height:40em;overflow:auto;font-size:12px}
+form#filters{margin:.5em 0 1em}form#filters label{margin-right:1em}
+#shown{color:var(--muted)}
+.muted{color:var(--muted)}
+"""
+
+
+def esc(value: object) -> str:
+    """Text as HTML, in content or in a quoted attribute: controls stripped, all escaped."""
+    return html.escape(strip_control(str(value)), quote=True)
+
+
+def _score(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _evidence(record: Mapping[str, Any], element_id: str, *, opened: bool = False) -> str:
+    from pytest_prodready.report.render import evidence_lines
+
+    evidence = record.get("evidence") or []
+    lines = evidence_lines(evidence, limit=HTML_EVIDENCE_LINES)
+    if not lines:
+        return '<span class="muted">no evidence</span>'
+    count = len(evidence)
+    noun = "item" if count == 1 else "items"
+    return (f'<details id="{esc(element_id)}"{" open" if opened else ""}><summary>evidence '
+            f'({count} {noun})</summary><pre>{esc(chr(10).join(lines))}</pre></details>')
+
+
+def _bar(score: int | None) -> str:
+    if score is None:
+        return '<div class="bar"></div>'
+    level = "" if score >= 90 else "mid" if score >= 70 else "low"
+    cls = f' class="{level}"' if level else ""
+    # The width is our own integer, never target text.
+    return f'<div class="bar" title="{score}/100"><span{cls} style="width:{int(score)}%"></span></div>'
+
+
+def _select(name: str, values: list[str]) -> str:
+    options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
+    return (f'<label>{name} <select name="{name}"><option value="">all</option>{options}'
+            "</select></label>")
+
+
+def page(card: Scorecard) -> str:
+    from pytest_prodready.report.render import cut
+
+    records = card.sorted_records()
+    row_of = {r["nodeid"]: i for i, r in enumerate(records)}
+    groups = card.blocker_groups
+    ready = card.verdict == "READY"
+
+    # -- head: verdict, score, grade ------------------------------------------------------
+    cap = card.grade_cap
+    cap_html = (f' <span id="grade-cap">score alone {esc(card.raw_grade)}; {esc(cap["reason"])}</span>'
+                if cap else "")
+    counts = {o: sum(1 for r in records if r["outcome"] == o) for o in OUTCOMES}
+    counts_text = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+    profile = f' · profile <code>{esc(card.profile)}</code>' if card.profile else ""
+    head = (f'<header id="summary" class="{"ready" if ready else "not-ready"}">'
+            f'<h1 id="verdict">{esc(card.verdict)}</h1>'
+            f'<p class="big">score <b id="score">{_score(card.score)}</b>/100 · grade '
+            f'<span id="grade">{esc(card.grade)}</span>{cap_html}</p>'
+            f'<p>target <code id="target">{esc(card.target)}</code>{profile} · fail-on '
+            f'<b id="fail-on">{esc(card.fail_on)}</b></p>'
+            f'<p id="counts">{len(records)} checks: {esc(counts_text or "none")}</p></header>')
+
+    # -- blockers -------------------------------------------------------------------------
+    from pytest_prodready.report.render import _count, _label
+
+    items = []
+    for n, g in enumerate(groups):
+        first_nodeid = g["nodeids"][0]
+        first = records[row_of[first_nodeid]] if first_nodeid in row_of else {}
+        subjects = ""
+        if g["subjects"]:
+            shown = ", ".join(f"<code>{esc(s)}</code>" for s in g["subjects"][:20])
+            more = len(g["subjects"]) - 20
+            subjects = f" on {shown}" + (f", and {more} more" if more > 0 else "")
+        fix = f'<p class="fix"><b>fix:</b> {esc(g["remediation"])}</p>' if g["remediation"] else ""
+        rows = ", ".join(f'<a href="#check-{row_of[nid]}">{esc(nid)}</a>'
+                         for nid in g["nodeids"][:20] if nid in row_of)
+        items.append(
+            f'<li class="{esc(g["severity"])}" data-check="{esc(g["id"])}">'
+            f'<span class="sev {esc(g["severity"])}">{esc(g["severity"])}</span> '
+            f'<code>{esc(_label(g))}</code>{subjects}'
+            f'<p class="msg">{esc(cut(g["message"], MESSAGE_CHARS))}</p>{fix}'
+            f'{_evidence(first, f"blocker-evidence-{n}")}'
+            f'<p class="muted">findings: {rows}</p></li>')
+    if groups:
+        blockers = (f'<section id="blockers-section"><h2>Blockers ({esc(_count(groups))})</h2>'
+                    f'<ul id="blockers">{"".join(items)}</ul></section>')
+    else:
+        blockers = ('<section id="blockers-section"><h2>Blockers</h2>'
+                    '<p id="no-blockers">None: nothing at or above the fail-on gate failed.</p></section>')
+
+    # -- categories -----------------------------------------------------------------------
+    cat_rows = "".join(
+        f'<tr data-category="{esc(c["name"])}"><th scope="row">{esc(c["name"])}</th>'
+        f'<td>{_bar(c["score"])}</td><td class="num">{_score(c["score"])}</td>'
+        + "".join(f'<td class="num">{c[o]}</td>' for o in OUTCOMES) + "</tr>"
+        for c in card.categories())
+    categories = ('<section><h2>Categories</h2><table id="categories"><thead><tr><th>category</th>'
+                  '<th colspan="2">score</th>' + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
+                  + f"</tr></thead><tbody>{cat_rows}</tbody></table></section>")
+
+    # -- every check ----------------------------------------------------------------------
+    check_rows = []
+    for i, r in enumerate(records):
+        outcome = r["outcome"] if r["outcome"] in OUTCOMES else "error"
+        severity = r["severity"] if r["severity"] in SEVERITY_ORDER else "high"
+        fix = r.get("remediation") or ""
+        fix_html = (f'<p class="fix"><b>fix:</b> {esc(fix)}</p>'
+                    if fix and outcome in ("failed", "error") else "")
+        waiver = r.get("waiver") or {}
+        waived = (f'<p class="muted">waived until {esc(waiver.get("expires") or "no expiry")}: '
+                  f'{esc(waiver.get("reason") or "")}</p>' if outcome == "waived" else "")
+        check_rows.append(
+            f'<tr id="check-{i}" class="{outcome}" data-outcome="{outcome}" '
+            f'data-severity="{severity}" data-category="{esc(r["category"])}">'
+            f"<td>{outcome}</td><td>{severity}</td><td><code>{esc(r['nodeid'])}</code></td>"
+            f'<td><p class="msg">{esc(cut(r["message"], MESSAGE_CHARS))}</p>{fix_html}{waived}</td>'
+            f'<td>{_evidence(r, f"evidence-{i}")}</td></tr>')
+    severities = sorted({r["severity"] for r in records if r["severity"] in SEVERITY_ORDER},
+                        key=lambda s: -SEVERITY_ORDER[s])
+    outcomes = [o for o in OUTCOMES if counts[o]]
+    filters = ('<form id="filters" hidden>' + _select("outcome", outcomes) + _select("severity", severities)
+               + _select("category", sorted({str(r["category"]) for r in records}))
+               + '<button type="reset">show all</button> <span id="shown"></span></form>')
+    checks = ('<section><h2>Checks</h2>' + filters + '<table id="checks"><thead><tr><th>outcome</th>'
+              '<th>severity</th><th>check</th><th>finding</th><th>evidence</th></tr></thead>'
+              f'<tbody>{"".join(check_rows)}</tbody></table></section>')
+
+    title = f"prodready: {card.verdict} · {_score(card.score)}/100 · {card.grade}"
+    return ("<!doctype html>\n"
+            '<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+            '<meta name="referrer" content="no-referrer">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n"
+            f"<body>{head}\n{blockers}\n{categories}\n{checks}\n"
+            f"<script>{SCRIPT}</script></body></html>\n")

@@ -19,7 +19,7 @@ from flask import Flask, Response
 from pytest_prodready.checking import run_check
 from pytest_prodready.leaks import MAX_MATCHES_PER_RULE, Leak, find_leaks, preview
 from pytest_prodready.target import Target
-from tests.corpus.leaks import FAKES, Sample, build, fake_secret
+from tests.corpus.leaks import DOCS, FAKES, Sample, build, fake_secret
 from tests.targets.webapp import serve_app
 
 # How each fake is shown in a response for the per-format test: "{}" is the fake's text.
@@ -179,10 +179,10 @@ DECOYS = [
     'OPENAI_API_KEY="sk-..."',
     "ANTHROPIC_API_KEY=sk-ant-api03-...",
     "OPENAI_API_KEY=sk-your-openai-key-here",
-    "STRIPE_SECRET_KEY=sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+    "STRIPE_SECRET_KEY=" + DOCS["stripe_docs_test_key"],
     "stripe_key = 'sk_live_xxxxxxxxxxxxxxxxxxxxxxxx'",
     "key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+    "AccountKey=" + DOCS["azurite_account_key"],
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0Ij"
     "oxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
     "auth_token=your_auth_token",

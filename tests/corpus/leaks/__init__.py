@@ -228,10 +228,17 @@ DECOYS: dict[str, Callable[[random.Random], str]] = {
     "session_id": lambda r: _rand(r, HEX, 32),
     "recaptcha": lambda r: "6L" + _mixed(r, B64URL, 38),
 }
+# Documented examples that have a real key's shape, assembled here so that no committed file
+# holds them whole (the templates say {{DOC:name}}).
+DOCS = {
+    "stripe_docs_test_key": "sk_test_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "azurite_account_key": ("Eby8vdM02xNOcqFlqUwJPLlm" + "EtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq"
+                            "/K1SZFPTOtr/KBHBeksoGMGw=="),
+}
 IDS: dict[str, Callable[[random.Random], str]] = {
     "twilio_sid": lambda r: "AC" + _rand(r, HEX, 32),
 }
-_MARKER = re.compile(r"\{\{(FAKE|DECOY|ID):([a-z0-9_]+)(?:#(\d+))?\}\}")
+_MARKER = re.compile(r"\{\{(FAKE|DECOY|ID|DOC):([a-z0-9_]+)(?:#(\d+))?\}\}")
 TEMPLATES = sorted(p for p in HERE.iterdir() if p.suffix == ".tmpl")
 
 
@@ -253,6 +260,8 @@ def fill(name: str, template: str, rng: random.Random) -> Sample:
             text, span = FAKES[slot].make(rng)
         elif what == "DECOY":
             text, span = DECOYS[slot](rng), (0, 0)
+        elif what == "DOC":
+            text, span = DOCS[slot], (0, 0)
         else:
             text, span = IDS[slot](rng), (0, 0)
         if instance:
@@ -261,7 +270,7 @@ def fill(name: str, template: str, rng: random.Random) -> Sample:
             fake = FAKES[slot]
             sample.planted.append(Planted(slot, fake.kind, fake.exact, (length, length + len(text)),
                                           (length + span[0], length + span[1])))
-        elif what == "DECOY":
+        elif what in ("DECOY", "DOC"):
             sample.decoys += 1
         out.append(text)
         length += len(text)

@@ -214,8 +214,9 @@ def public_key_forms(public_key: bytes | str) -> list[tuple[str, bytes]]:
     key = load_public_key(raw)
     spki = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     forms: dict[bytes, str] = {}
-    for pem, what in ((raw, "PEM as given"), (spki, "PEM")):
-        if raw.lstrip().startswith(b"-----"):
+    given = [(raw.strip(), "PEM as given")] if raw.lstrip().startswith(b"-----") else []
+    for pem, what in (*given, (spki, "PEM")):
+        if pem.startswith(b"-----"):
             forms.setdefault(pem.rstrip(b"\n"), f"{what} without trailing newline")
             forms.setdefault(pem.rstrip(b"\n") + b"\n", f"{what} with trailing newline")
     if isinstance(key, rsa.RSAPublicKey):

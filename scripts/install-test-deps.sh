@@ -11,6 +11,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # the test fixture runs `npm install` there when node_modules is missing).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# chromium: the HTML scorecard opened in a real headless browser (tests/report/test_html_browser.py).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -79,19 +79,21 @@ class Page(HTMLParser):
         self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
         self.cells: list[str] = []
         self.pres: list[str] = []
+        self.paragraphs: list[str] = []
         self._open: list[str] = []
         self._text: dict[str, list[str]] = {}
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, attrs))
-        if tag in ("td", "th", "pre"):
+        if tag in ("td", "th", "pre", "p"):
             self._open.append(tag)
             self._text[tag] = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th", "pre") and self._open and self._open[-1] == tag:
+        if tag in ("td", "th", "pre", "p") and self._open and self._open[-1] == tag:
             self._open.pop()
-            (self.pres if tag == "pre" else self.cells).append("".join(self._text.pop(tag)))
+            text = "".join(self._text.pop(tag))
+            {"pre": self.pres, "p": self.paragraphs}.get(tag, self.cells).append(text)
 
     def handle_data(self, data: str) -> None:
         for tag in self._open:
@@ -297,22 +299,38 @@ def test_step_summary_is_appended_within_what_is_left(tmp_path: Path) -> None:
 
 
 # -- HTML ---------------------------------------------------------------------------------------
-PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "code", "b", "span",
-             "table", "tr", "th", "td", "ul", "li", "br", "details", "summary", "pre"}
+PAGE_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "header", "section", "h1",
+             "h2", "p", "code", "b", "span", "div", "a", "table", "thead", "tbody", "tr", "th", "td",
+             "ul", "li", "details", "summary", "pre", "form", "label", "select", "option", "button"}
+# Attributes whose values are ours alone (a fixed vocabulary or our own numbers).
+OUR_VALUES = {"class": {"passed", "failed", "error", "skipped", "waived", "critical", "high", "medium",
+                        "low", "ready", "not-ready", "big", "msg", "fix", "muted", "num", "bar", "mid",
+                        "sev critical", "sev high", "sev medium", "sev low"},
+              "data-outcome": {"passed", "failed", "error", "skipped", "waived"},
+              "data-severity": {"critical", "high", "medium", "low"}}
 
 
 def test_html_report_escapes_every_target_string() -> None:
     page_text = html_page(hostile_card())
     page = parsed(page_text)
     assert {tag for tag, _ in page.tags} <= PAGE_TAGS
+    scripts = [attrs for tag, attrs in page.tags if tag == "script"]
+    assert scripts == [[]]  # our one inline script (allowed by its hash in the page's CSP)
     for tag, attrs in page.tags:
         for name, value in attrs:
-            assert name in ("lang", "charset", "id", "class"), (tag, name, value)
-            if name == "class":
-                assert value in ("passed", "failed", "error", "skipped", "waived",
-                                 "critical", "high", "medium", "low"), value
+            assert not name.startswith("on") and name not in ("src", "srcdoc", "action"), (tag, name)
+            if name in OUR_VALUES:
+                assert value in OUR_VALUES[name], (tag, name, value)
+            elif name == "href":
+                assert re.fullmatch(r"#check-\d+", value or ""), value
+            elif name == "style":
+                assert re.fullmatch(r"width:\d+%", value or ""), value
+            else:
+                assert name in ("lang", "charset", "id", "http-equiv", "content", "name", "title",
+                                "scope", "colspan", "hidden", "value", "type", "open",
+                                "data-check", "data-category"), (tag, name, value)
     for text in HOSTILE:
-        assert plain(text) in page.cells or any(plain(text) in cell for cell in page.cells), text
+        assert any(plain(text) in cell for cell in page.cells + page.paragraphs), text
     assert "<script>x</script>" in "\n".join(page.pres)
     assert "certificate subject: CN=<img src=x onerror=alert(1)>" in "\n".join(page.pres)
     assert not [f"U+{ord(c):04X}" for c in BIDI_AND_INVISIBLE if c in page_text]
@@ -326,7 +344,7 @@ def test_html_report_shows_the_cap_and_the_grouped_blockers() -> None:
     assert '<span id="grade">C</span>' in page_text
     assert '<span id="grade-cap">score alone A; capped at C by 2 high failures (1 check)</span>' in page_text
     assert "<h2>Blockers (1 check, 2 findings)</h2>" in page_text
-    assert page_text.count("<li class=\"high\">") == 1
+    assert page_text.count("<li class=\"high\" data-check=") == 1
 
 
 @pytest.mark.parametrize("renderer", sorted(RENDERERS))

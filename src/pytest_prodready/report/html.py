@@ -111,7 +111,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bar span{display:block;height:100%;background:var(--ok)}
 .bar span.mid{background:var(--warn)}.bar span.low{background:var(--bad)}
 tr.failed td:first-child,tr.error td:first-child{color:var(--bad);font-weight:600}
-tr.passed td:first-child{color:var(--ok)}tr.skipped td:first-child,tr.waived td:first-child{color:var(--muted)}
+tr.passed td:first-child{color:var(--ok)}
+tr.skipped td:first-child,tr.waived td:first-child{color:var(--muted)}
 details summary{cursor:pointer;color:#0969da}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;border:1px solid var(--line);
 border-radius:6px;padding:.6em;max-height:40em;overflow:auto;font-size:12px}

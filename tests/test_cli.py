@@ -97,7 +97,9 @@ def test_demo_shows_a_short_not_ready_scorecard_with_fixes(tmp_path: Path) -> No
     assert "target: https://localhost:" in out
     assert re.search(r"^tls +5 +2 +0 +0 ", out, re.MULTILINE), out
     assert re.search(r"^webhook +3 +1 +0 +0 ", out, re.MULTILINE), out
-    assert re.search(r"^prodready demo: done: 16 failed, 24 passed, 1 skipped in [\d.]+s\.", out,
+    # The skips are the checks the demo does not configure (families added since); the
+    # failures and passes are its planted defects and good settings, pinned by test_demo.py.
+    assert re.search(r"^prodready demo: done: 16 failed, 24 passed, \d+ skipped in [\d.]+s\.", out,
                      re.MULTILINE), out
     report = (tmp_path / "demo.md").read_text(encoding="utf-8")
     assert "NOT READY" in report

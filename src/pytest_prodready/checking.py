@@ -150,6 +150,19 @@ class Context:
     message: str = ""
     # Exchanges a scan (responses()) could not use: while any is missing, no pass.
     missing: list[Exchange] = field(default_factory=list)
+    # The prefetched exchanges by the names the check's probes gave them.
+    named: dict[str, Exchange] = field(default_factory=dict)
+
+    def exchange(self, name: str, *, rate_limit_is_answer: bool = False) -> Exchange:
+        """The prefetched exchange of the probe this check named `name`.
+
+        Like fetch(): a transport error or our own probes being rate limited raises
+        CannotJudge instead of handing the judge a misleading response.
+        """
+        if name not in self.named:
+            raise KeyError(f"{self.spec.id} has no probe named {name!r}; its probes: "
+                           f"{', '.join(self.named) or 'none'}")
+        return self._accept(self.named[name], rate_limit_is_answer)
 
     def add_fact(self, fact: Fact) -> None:
         """Record non-HTTP evidence (once) for the report."""
@@ -235,11 +248,16 @@ def execute(spec: CheckSpec, target: Target, subject: str) -> Result:
                       spec.severity, spec.remediation)
     ctx = Context(spec, target, subject)
     try:
-        probes = spec.probes_for(target.settings, subject)
-        if probes:
+        # Planned once per run (the same Probe objects the prefetch sent), handed over by
+        # name: a judge reads ctx.exchange("name") instead of rebuilding its probes.
+        named = target.planned(spec.id, subject, lambda: spec.named_probes(target.settings, subject))
+        if named:
             # Prefetch without judging: a judge asks for the exchanges it needs (and gets
             # CannotJudge for a broken one) or scans the usable ones with ctx.responses().
-            ctx.exchanges = target.fetch_many(probes)
+            fetched = target.fetch_many(named.values())
+            by_probe = dict(zip(dict.fromkeys(named.values()), fetched, strict=True))
+            ctx.named = {name: by_probe[probe] for name, probe in named.items()}
+            ctx.exchanges = list(fetched)
         spec.judge(ctx)
     except CheckFailure as failure:
         return Result(spec.id, subject, "failed", target.masker.text(failure.message), spec.severity,

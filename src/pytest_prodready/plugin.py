@@ -195,7 +195,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         probes = [] if distributed else [
             p for item in ours if isinstance(item, CheckItem)
             and not item.spec.missing_config(runtime.settings)
-            for p in item.spec.probes_for(runtime.settings, item.subject)]
+            for p in item.planned_probes()]
         try:
             preflight.result()
         except TargetUnreachable as exc:

@@ -46,6 +46,14 @@ class CheckItem(pytest.Item):
         self.result: Result | None = None
         self.record: Record | None = None
 
+    def planned_probes(self) -> list[Any]:
+        """This item's probes, as the run planned them once (Target.planned)."""
+        runtime = self.config.stash[RUNTIME]
+        target, settings = runtime.target(), runtime.settings
+        plan = target.planned(self.spec.id, self.subject,
+                              lambda: self.spec.named_probes(settings, self.subject))
+        return list(plan.values())
+
     def runtest(self) -> None:
         from pytest_prodready.checking import execute
         from pytest_prodready.exceptions import CannotJudge, CheckFailure

@@ -13,7 +13,7 @@ import http.cookiejar
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -340,6 +340,8 @@ class Target:
     _inflight: set[deadline.Watch] = field(init=False, default_factory=set)
     _failures_in_a_row: int = field(init=False, default=0)
     _hosts: tuple[Settings, frozenset[str]] | None = field(init=False, default=None)
+    _plans: dict[tuple[str, str, int], tuple[Settings, dict[str, Probe]]] = field(
+        init=False, default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Target({self.masker.url(self.base_url)!r})"
@@ -509,6 +511,21 @@ class Target:
         header = self.settings.get("auth.header") or "Authorization"
         scheme = self.settings.get("auth.scheme", "Bearer")
         return {header: f"{scheme} {secret}".strip() if header.lower() == "authorization" else secret}
+
+    def planned(self, check_id: str, subject: str,
+                make: Callable[[], dict[str, Probe]]) -> dict[str, Probe]:
+        """A check's probes for a subject, planned once per run (per settings): the prefetch
+        and the judge get the very same Probe objects, so nothing is planned or sent twice
+        (a signed webhook's timestamp, a forged token's random key...)."""
+        key = (check_id, subject, id(self.settings))
+        with self._lock:
+            known = self._plans.get(key)
+            if known is not None and known[0] is self.settings:
+                return known[1]
+        plan = make()
+        with self._lock:
+            self._plans.setdefault(key, (self.settings, plan))
+            return self._plans[key][1]
 
     def scoped(self, **values: Any) -> Target:
         """This target with some settings overridden, sharing its session, cache and budget."""

@@ -171,9 +171,7 @@ def cross_tenant_denied(ctx: Context) -> None:
              for _, other in pairs}
     leaked = {name: r for name, r in reads.items() if r.leaked}
     if leaked:
-        names = ", ".join(leaked)
-        detail = "; ".join(f"{name}: {r.how}" for name, r in leaked.items())
-        ctx.fail(f"{names} read {owner.name}'s {path}: {detail}",
+        ctx.fail("; ".join(f"{name} read {owner.name}'s {path} ({r.how})" for name, r in leaked.items()),
                  owner_ex, *(r.exchange for r in leaked.values()))
     ctx.passed(f"{path} ({owner.name}'s, {owner_ex.status}): "
                + "; ".join(f"{name} {r.how}" for name, r in reads.items()))

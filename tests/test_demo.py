@@ -86,6 +86,8 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "webhook.bad_signature_rejected": ("passed", "refuses wrong signatures and tampered bodies"),
     "webhook.replay_rejected": ("failed", "900s old (tolerance 300s) was accepted (200"),
     "webhook.valid_accepted": ("passed", "accepts a correctly signed request (200)"),
+    # ratelimit: active, and the demo configures no rate limits
+    "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
 }
 SECRETS = (DEMO_TOKEN, DEMO_WEBHOOK_SECRET)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1"}

@@ -202,7 +202,9 @@ def _item(member: str) -> tuple[Any, dict[str, Any]] | None:
 
 
 def _split_params(member: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in member:
         if char == '"':
             quoted = not quoted
@@ -316,7 +318,7 @@ class _Reader:
         if found is None:
             return []
         name, raw = found
-        out = []
+        out: list[tuple[str, int | None, float | None]] = []
         for member in _split_members(raw):
             item = _item(member)
             if item is None:

@@ -631,7 +631,6 @@ PLANNED: dict[str, Any] = {
     "ownership": ArrayOf(Table({"path": path, "owner": string}, required=("path", "owner"))),
     "authz": Table({"list_paths": list_of(path)}),
     "csrf": Table({"endpoints": list_of(endpoint), "identity": string}),
-    "rate_limits": MapOf(rate, key_check=_endpoint_key),
     "latency": MapOf(Table({
         "p95_ms": number(0, 60_000), "p99_ms": number(0, 60_000), "requests": integer(1, 10_000),
         "max_error_rate": number(-1e-9, 1.0),

@@ -153,7 +153,12 @@ def enforced(ctx: Context) -> None:
         raise CannotJudge(f"the {cap} requests took {elapsed:.1f}s, longer than the {window:g}s window "
                           f"of {rate}: no refusal was due; cannot judge")
     statuses = sorted({str(ex.status) for ex in seen})
-    advert = (f"; it advertises {first.describe()} but did not enforce it" if first.any else "")
+    advert = ""
+    if first.any:
+        drained = next((i for i, ex in enumerate(seen, 1) if read(ex.headers).remaining == 0), None)
+        counted = (f" and counted down to 0 remaining by request {drained}, but refused nothing"
+                   if drained else " but did not enforce it")
+        advert = f"; it advertises {first.describe()}{counted}"
     hint = ("; every answer was 404: is the path right?" if statuses == ["404"] else "")
     ctx.fail(f"sent {cap} requests to {endpoint} in {elapsed:.2f}s (configured {rate}, limit x 1.5 + 5); "
              f"none was refused (statuses {', '.join(statuses)}): expected a 429 by request "

@@ -1,0 +1,174 @@
+"""ratelimit.enforced against real limiters on loopback: flask-limiter and nginx limit_req.
+
+Each test gets its own limiter (a fresh window). A counting target (no limiter) proves the
+request cap: exactly limit x 1.5 + 5 requests, never more; and a pytester run proves that
+without --prodready-active the check sends nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_prodready.checking import Result, run_check
+from pytest_prodready.ratelimit_headers import read
+from pytest_prodready.target import Target
+from tests.targets.limiters import LOGIN, NginxLimited, flask_limited, nginx_limited
+
+RATE = {f"POST {LOGIN}": "5/minute"}
+
+
+def enforced(target: Target, subject: str = f"POST {LOGIN}") -> Result:
+    return run_check("ratelimit.enforced", target, subject)
+
+
+def test_flask_limiter_at_the_configured_limit_passes(target_for: Callable[..., Target]) -> None:
+    with flask_limited("right") as app:
+        result = enforced(target_for(app.url, rate_limits=RATE))
+        assert result.outcome == "passed", result.message
+        assert "5 requests accepted, request 6 refused with 429" in result.message
+        assert "Retry-After" in result.message and "X-RateLimit: quota 5" in result.message
+        assert app.count() == 6
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("off", "none was refused"),
+    ("loose", "none was refused"),
+    ("lying", "and counted down to 0 remaining by request 5, but refused nothing"),
+    ("silent", "said neither Retry-After nor when the limit resets"),
+])
+def test_flask_limiter_off_loose_lying_or_silent_fails(target_for: Callable[..., Target], mode: str,
+                                                       expected: str) -> None:
+    with flask_limited(mode) as app:
+        result = enforced(target_for(app.url, rate_limits=RATE))
+        assert result.outcome == "failed", result.message
+        assert expected in result.message
+        # The cap: 5 x 1.5 + 5 = 12 requests at most, and exactly that when nothing refuses.
+        assert app.count() == (6 if mode == "silent" else 12)
+
+
+def test_the_current_draft_fields_are_read(target_for: Callable[..., Target]) -> None:
+    with flask_limited("draft") as app:
+        result = enforced(target_for(app.url, rate_limits=RATE))
+        assert result.outcome == "passed", result.message
+        assert "RateLimit-Policy 'login': quota 5 per 60s" in result.message
+
+
+def test_within_the_slack_passes_and_says_so(target_for: Callable[..., Target]) -> None:
+    with flask_limited("generous") as app:
+        result = enforced(target_for(app.url, rate_limits=RATE))
+        assert result.outcome == "passed", result.message
+        assert "observed limit 7, more than the configured 5 but within the slack of 12" in result.message
+        assert "advertised quota 7 differs from the configured 5" in result.message
+
+
+def test_advertising_more_than_is_enforced_fails(target_for: Callable[..., Target]) -> None:
+    with flask_limited("overstated") as app:
+        result = enforced(target_for(app.url, rate_limits=RATE))
+        assert result.outcome == "failed", result.message
+        assert ("the first response advertised 9 more requests (X-RateLimit: quota 10, 9 remaining; "
+                "Retry-After 60s), but 5 were accepted in all") in result.message
+        assert "the refusal still advertised 5 requests remaining" in result.message
+
+
+def test_an_exhausted_window_cannot_be_judged(target_for: Callable[..., Target]) -> None:
+    with flask_limited("right") as app:
+        target = target_for(app.url, rate_limits=RATE)
+        assert enforced(target).outcome == "passed"
+        again = enforced(target)
+        assert again.outcome == "error", again.message
+        assert "the first request to POST /api/auth/login was already refused" in again.message
+
+
+def test_the_run_budget_is_respected(target_for: Callable[..., Target]) -> None:
+    with flask_limited("off") as app:
+        result = enforced(target_for(app.url, rate_limits=RATE, request_budget=10))
+        assert result.outcome == "error"
+        assert "takes up to 12 requests" in result.message and "10 left" in result.message
+        assert app.count() == 0
+
+
+# -- nginx limit_req ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxLimited]:
+    with nginx_limited(tmp_path_factory.mktemp("nginx-limits")) as running:
+        yield running
+
+
+@pytest.mark.parametrize(("role", "outcome", "expected"), [
+    ("right", "passed", "5 requests accepted, request 6 refused with 429 (Retry-After 60s)"),
+    ("default", "failed", "answered 503 to request 6 after 5 accepted, not 429"),
+    ("loose", "failed", "none was refused"),
+])
+def test_nginx_limit_req(nginx: NginxLimited, target_for: Callable[..., Target], role: str, outcome: str,
+                         expected: str) -> None:
+    result = enforced(target_for(nginx.url(role), rate_limits={"/limited": "5/minute"}),
+                      "GET /limited")
+    assert result.outcome == outcome, result.message
+    assert expected in result.message
+    assert nginx.count(role) <= 12
+
+
+# -- never without --prodready-active ----------------------------------------------------------
+def _config(url: str) -> str:
+    return f'base_url = "{url}"\n\n[rate_limits]\n"POST {LOGIN}" = "5/minute"\n'
+
+
+def test_without_the_active_flag_nothing_is_sent(pytester: pytest.Pytester) -> None:
+    with flask_limited("off") as app:
+        pytester.makefile(".toml", prodready=_config(app.url))
+        result = pytester.runpytest("--prodready", "--prodready-only", "ratelimit", "-rs",
+                                    "-p", "no:cacheprovider")
+        result.assert_outcomes(skipped=1)
+        assert "needs --prodready-active" in result.stdout.str()
+        assert app.count() == 0
+        # The same run with the flag sends the burst, capped.
+        active = pytester.runpytest("--prodready", "--prodready-active", "--prodready-only", "ratelimit",
+                                    "-p", "no:cacheprovider")
+        active.assert_outcomes(failed=1)
+        assert app.count() == 12
+        # A sensitive target refuses active checks unless forced.
+        refused = pytester.runpytest("--prodready", "--prodready-active", "--prodready-only", "ratelimit",
+                                     "--prodready-sensitive-url", "127\\.0\\.0\\.1", "-rs",
+                                     "-p", "no:cacheprovider")
+        refused.assert_outcomes(skipped=1)
+        assert app.count() == 12
+
+
+# -- the header parser -------------------------------------------------------------------------
+def test_every_generation_and_retry_after_precedence() -> None:
+    now = 1_800_000_000.0
+    ad = read([("X-RateLimit-Limit", "100"), ("X-RateLimit-Remaining", "0"),
+               ("X-RateLimit-Reset", str(int(now) + 30)), ("Retry-After", "45")], now)
+    assert (ad.limit, ad.remaining, ad.reset_s) == (100, 0, 45.0)  # Retry-After wins
+    draft3 = read([("RateLimit-Limit", "10, 10;w=1, 1000;w=3600"), ("RateLimit-Remaining", "9"),
+                   ("RateLimit-Reset", "1")], now)
+    assert (draft3.limit, draft3.window_s, draft3.remaining, draft3.reset_s) == (10, 1.0, 9, 1.0)
+    draft7 = read([("RateLimit", "limit=10, remaining=3, reset=30"), ("RateLimit-Policy", "10;w=60")], now)
+    assert (draft7.limit, draft7.window_s, draft7.remaining, draft7.reset_s) == (10, 60.0, 3, 30.0)
+    current = read([("RateLimit-Policy", '"burst";q=100;w=60, "daily";q=1000;w=86400'),
+                    ("RateLimit", '"burst";r=50;t=30, "daily";r=999;t=5000')], now)
+    assert (current.limit, current.window_s, current.remaining, current.reset_s) == (100, 60.0, 50, 30.0)
+    millis = read([("X-RateLimit-Reset", str(int(now + 10) * 1000))], now)
+    assert millis.reset_s == 10.0
+    date = read([("Retry-After", "Fri, 15 Jan 2027 08:00:30 GMT")], 1_800_000_000.0)
+    assert date.retry_after_s is not None and date.retry_after_s >= 0
+
+
+def test_malformed_fields_are_ignored_and_named() -> None:
+    ad = read([("RateLimit-Limit", "ten"), ("RateLimit-Policy", ";;;"), ("RateLimit", "limit=="),
+               ("X-RateLimit-Remaining", "-1"), ("Retry-After", "Mon, 99 Foo 99999999999 GMT")], 0.0)
+    assert ad.policies == () and ad.retry_after_s is None
+    assert len(ad.problems) == 5, ad.problems
+    assert not read([], 0.0).any
+
+
+def test_result_evidence_is_bounded_to_what_was_sent(target_for: Callable[..., Target],
+                                                     tmp_path: Path) -> None:
+    with flask_limited("right") as app:
+        result = enforced(target_for(app.url, rate_limits=RATE))
+        assert len(result.exchanges) == 6
+        assert all(ex.method == "POST" for ex in result.exchanges)
+        assert [ex.status for ex in result.exchanges] == [401] * 5 + [429]

@@ -13,6 +13,12 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # chromium: the HTML scorecard opened in a real headless browser (tests/report/test_html_browser.py).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# docker.io: the container checks' Docker engine (started by scripts/start-dockerd.sh);
+# busybox-static: the root filesystem of the test images (tests/targets/images);
+# postgresql-client: pg_restore/psql for backup.restore (its tests start a local server).
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
+command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -88,6 +88,12 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "webhook.valid_accepted": ("passed", "accepts a correctly signed request (200)"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
+    # container: the demo configures no image
+    "container.non_root": ("skipped", "not configured: set container.image"),
+    "container.graceful_shutdown": ("skipped",
+                                    "not configured: set container.image, container.slow_path"),
+    "container.fails_without_secrets": ("skipped",
+                                        "not configured: set container.image, container.secrets"),
 }
 SECRETS = (DEMO_TOKEN, DEMO_WEBHOOK_SECRET)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1"}

@@ -1,0 +1,156 @@
+"""container.*: each check fails on a real container with the defect and passes on one without.
+
+A real Docker engine (Debian's docker.io; started by scripts/start-dockerd.sh when none
+answers and we are root) runs images built here from a busybox root filesystem
+(tests/targets/images): containers on the host network, the service on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_prodready.checking import Result, run_check
+from pytest_prodready.config import DEFAULTS, Settings
+from pytest_prodready.target import Target
+from tests.targets.images import ensure_images
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "jwt-test-secret-4f1c9a77d2"
+
+
+def engine() -> Any:
+    """A docker client that answers; starts dockerd (as root) when none does. Never skips."""
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    import docker
+
+    try:
+        made = docker.from_env(timeout=60)
+        made.ping()
+        return made
+    except Exception as first:
+        if os.geteuid() != 0:
+            pytest.fail(f"no Docker engine answers ({first}) and only root can start one: "
+                        "run scripts/start-dockerd.sh as root")
+    started = subprocess.run([str(ROOT / "scripts/start-dockerd.sh")], capture_output=True,
+                             text=True, timeout=60)
+    if started.returncode != 0:
+        pytest.fail(f"scripts/start-dockerd.sh failed: {started.stderr.strip()}")
+    made = docker.from_env(timeout=60)
+    made.ping()
+    return made
+
+
+@pytest.fixture(scope="session")
+def images() -> dict[str, str]:
+    """variant -> tag, built once per machine and content."""
+    return ensure_images(engine())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def run(images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """run(check_id, variant, **container settings) against a fresh container of that image."""
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    made: list[Target] = []
+
+    def runner(check_id: str, variant: str, **overrides: Any) -> Result:
+        port = free_port()
+        container = {"image": images[variant], "env": {"PORT": str(port), "APP_ENV": "production"},
+                     "secrets": ["JWT_SECRET"], "port": port, "health_path": "/health",
+                     "slow_path": "/cgi-bin/slow?2", "grace_s": 5, "exit_timeout_s": 2,
+                     **overrides}
+        settings = Settings(values={**DEFAULTS, "base_url": "http://127.0.0.1:9", "container": container},
+                            secrets={}, sources={})
+        target = Target(settings)
+        made.append(target)
+        return run_check(check_id, target)
+
+    yield runner
+    for target in made:
+        target.close()
+
+
+# -- container.non_root ---------------------------------------------------------------------------
+def test_non_root_passes_on_an_image_with_a_user(run: Callable[..., Result]) -> None:
+    result = run("container.non_root", "good")
+    assert result.outcome == "passed", result.detail
+    assert result.message == "the image config sets User '1000' and the running process has uid 1000"
+
+
+def test_non_root_fails_on_an_image_without_user(run: Callable[..., Result]) -> None:
+    result = run("container.non_root", "root")
+    assert result.outcome == "failed", result.message
+    assert result.message.endswith("runs as root: its config has no USER (root by default); "
+                                   "the running process has uid 0")
+    assert "listening on 127.0.0.1" in result.detail  # the container's logs are evidence
+
+
+# -- container.graceful_shutdown ------------------------------------------------------------------
+def test_graceful_shutdown_passes_when_the_app_drains(run: Callable[..., Result]) -> None:
+    result = run("container.graceful_shutdown", "good")
+    assert result.outcome == "passed", result.detail
+    assert result.message.startswith("the in-flight GET /cgi-bin/slow?2 completed (200) ")
+    assert "new connections refused" in result.message
+    assert "exit code 0 in " in result.message
+    events = [e["event"] for e in result.evidence()[0]["container"]["events"]]
+    assert "sent SIGTERM" in events and "a new connection was refused" in events
+
+
+def test_graceful_shutdown_fails_when_the_app_dies_mid_request(run: Callable[..., Result]) -> None:
+    result = run("container.graceful_shutdown", "dies")
+    assert result.outcome == "failed", result.message
+    assert "the in-flight GET /cgi-bin/slow?2 was cut" in result.message
+    assert "exited with code 143" in result.message
+    assert "SIGTERM: exiting now" in result.detail
+
+
+def test_graceful_shutdown_fails_when_sigterm_is_ignored_past_the_grace(
+        run: Callable[..., Result]) -> None:
+    """A request longer than the grace period: still running at the deadline, not drained."""
+    result = run("container.graceful_shutdown", "good", slow_path="/cgi-bin/slow?4", grace_s=1)
+    assert result.outcome == "failed", result.message
+    assert "still running 1 s after SIGTERM (the grace period)" in result.message
+
+
+# -- container.fails_without_secrets --------------------------------------------------------------
+def test_fails_without_secrets_passes_when_the_app_refuses_to_start(run: Callable[..., Result]) -> None:
+    result = run("container.fails_without_secrets", "good")
+    assert result.outcome == "passed", result.detail
+    assert result.message.startswith("without JWT_SECRET it exited with code 1 after ")
+    assert result.message.endswith("its log ends: 'fatal: JWT_SECRET is required'")
+
+
+def test_fails_without_secrets_fails_when_the_app_falls_back(run: Callable[..., Result]) -> None:
+    result = run("container.fails_without_secrets", "fallback")
+    assert result.outcome == "failed", result.message
+    assert result.message.endswith("is still running 2 s after starting without JWT_SECRET; "
+                                   "GET /health answered 200: it must refuse to start "
+                                   "(a default secret?)")
+    assert "using the development default" in result.detail
+    assert SECRET not in result.detail
+
+
+# -- no engine ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("check_id", ["container.non_root", "container.graceful_shutdown",
+                                      "container.fails_without_secrets"])
+def test_no_engine_is_one_clear_message(check_id: str, run: Callable[..., Result],
+                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
+    result = run(check_id, "good")
+    assert result.outcome == "error"
+    assert result.message == (
+        f"cannot judge: no Docker engine answers at unix://{tmp_path}/docker.sock (no such "
+        "socket): install docker.io and start dockerd (as root: dockerd --bridge=none "
+        "--iptables=false, or scripts/start-dockerd.sh), or set DOCKER_HOST")

@@ -617,14 +617,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fail-on", choices=("critical", "high", "medium", "low"),
                        help="lowest severity whose failure makes the verdict NOT READY (default low)")
     check.add_argument("--report", metavar="PATH", action="append", default=[],
-                       help="also write the scorecard: .json, .md or .html (repeatable)")
+                       help="also write the scorecard: .json, .md, .html or .sarif (repeatable)")
     check.add_argument("-v", "--verbose", action="store_true",
                        help="show every check and the evidence (requests, responses) of each failure")
     check.set_defaults(func=cmd_check)
 
     demo = sub.add_parser("demo", help="run the suite against an embedded, half-ready demo service")
     demo.add_argument("--report", metavar="PATH", action="append", default=[],
-                      help="also write the scorecard: .json, .md or .html (repeatable)")
+                      help="also write the scorecard: .json, .md, .html or .sarif (repeatable)")
     demo.add_argument("-v", "--verbose", action="store_true",
                       help="show the demo's config, every check and each failure's evidence")
     demo.set_defaults(func=cmd_demo)

@@ -166,7 +166,9 @@ class ScoreboardPlugin:
 
         self.config = config
         self.card: Scorecard = Scorecard(target=settings.masker().url(settings.base_url),
-                                         fail_on=str(settings.get("fail_on")), profile=settings.profile)
+                                         fail_on=str(settings.get("fail_on")), profile=settings.profile,
+                                         config_file=str(settings.config_file) if settings.config_file
+                                         else None, config_prefix=settings.config_prefix)
         self.records: dict[str, dict[str, Any]] = {}
         self.other_failures = 0
 

@@ -26,7 +26,7 @@ from typing import Any
 from pytest_prodready.masking import strip_control
 from pytest_prodready.report.scorecard import Scorecard
 
-FORMATS = (".json", ".md", ".html")
+FORMATS = (".json", ".md", ".html", ".sarif")
 # GitHub refuses a job summary over 1 MiB per step ($GITHUB_STEP_SUMMARY).
 STEP_SUMMARY_LIMIT = 1024 * 1024
 ELLIPSIS = "…"
@@ -370,6 +370,10 @@ def write(card: Scorecard, path: Path) -> None:
         text = markdown(card)
     elif suffix == ".html":
         text = html_page(card)
+    elif suffix == ".sarif":
+        from pytest_prodready.report.sarif import sarif_text
+
+        text = sarif_text(card)
     else:
         raise ValueError(f"unknown report format {suffix!r}; use one of {', '.join(FORMATS)}")
     path.parent.mkdir(parents=True, exist_ok=True)

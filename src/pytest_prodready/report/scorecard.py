@@ -131,6 +131,9 @@ class Scorecard:
     fail_on: str = "low"
     records: list[dict[str, Any]] = field(default_factory=list)
     profile: str | None = None
+    # Where the run's config came from (SARIF anchors its results there); not in the JSON.
+    config_file: str | None = None
+    config_prefix: str = ""
 
     def sorted_records(self) -> list[dict[str, Any]]:
         return sorted(self.records, key=lambda r: r["nodeid"])

@@ -94,6 +94,13 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
                                     "not configured: set container.image, container.slow_path"),
     "container.fails_without_secrets": ("skipped",
                                         "not configured: set container.image, container.secrets"),
+    # jwt: the demo's token is opaque, not a JWT
+    "jwt.valid_accepted": ("skipped", "is not a JWT"),
+    "jwt.alg_none_rejected": ("skipped", "is not a JWT"),
+    "jwt.bad_signature_rejected": ("skipped", "is not a JWT"),
+    "jwt.expired_rejected": ("skipped", "is not a JWT"),
+    "jwt.weak_secret_rejected": ("skipped", "is not a JWT"),
+    "jwt.alg_confusion_rejected": ("skipped", "not configured: set auth.public_key_file or auth.jwks_url"),
 }
 SECRETS = (DEMO_TOKEN, DEMO_WEBHOOK_SECRET)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1"}

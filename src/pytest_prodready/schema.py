@@ -611,6 +611,10 @@ CORE_FIELDS: dict[str, Any] = {
         "expired_token_env": env_name,
         "header": header_name,
         "scheme": auth_scheme,
+        # the target's public key, for jwt.alg_confusion_rejected (a PEM/DER/JWK file, or
+        # a JWKS URL or path; checked by the jwt family)
+        "public_key_file": file_path,
+        "jwks_url": string,
     }),
     # headers sent on every request to the target's own origin (a staging gate's key): the
     # value is a secret, so the file names the env var that holds it

@@ -11,6 +11,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # the test fixture runs `npm install` there when node_modules is missing).
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# redis-server and PostgreSQL (initdb/pg_ctl): the network.* checks against real servers
+# (tests/targets/dbservers.py); dnsmasq: the DNS server of the dns.* tests (tests/targets/dnsserver.py).
+command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
+command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 # chromium: the HTML scorecard opened in a real headless browser (tests/report/test_html_browser.py).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # docker.io: the container checks' Docker engine (started by scripts/start-dockerd.sh);

@@ -86,8 +86,18 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "webhook.bad_signature_rejected": ("passed", "refuses wrong signatures and tampered bodies"),
     "webhook.replay_rejected": ("failed", "900s old (tolerance 300s) was accepted (200"),
     "webhook.valid_accepted": ("passed", "accepts a correctly signed request (200)"),
+    # network: the demo configures no database or cache host
+    "network.ports_closed": ("skipped", "not configured: set network.host"),
+    "network.redis_requires_auth": ("skipped", "not configured: set network.redis"),
+    "network.postgres_requires_tls": ("skipped", "not configured: set network.postgres"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
+    # authz: the demo configures no identities
+    "authz.cross_tenant_denied": ("skipped", "not configured: set identities, ownership"),
+    "authz.header_spoofing_ignored": ("skipped", "not configured: set identities"),
+    # csrf: the demo has no cookie sessions nor OAuth login
+    "csrf.cross_site_post_rejected": ("skipped", "not configured: set csrf.endpoints, csrf.identity"),
+    "csrf.oauth_state_validated": ("skipped", "not configured: set csrf.oauth_callback"),
     # container: the demo configures no image
     "container.non_root": ("skipped", "not configured: set container.image"),
     "container.graceful_shutdown": ("skipped",

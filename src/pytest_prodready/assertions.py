@@ -270,3 +270,33 @@ def assert_redirects_to_https(target: Target, http_url: str | None = None) -> No
     if http_url:
         tls["http_url"] = schema.url(http_url, "http_url")
     assert_check(target, "tls.http_redirects_to_https", tls=tls)
+
+
+# -- network -------------------------------------------------------------------------------
+def _network(target: Target, **values: object) -> dict[str, object]:
+    """The network table for one call; a host named here joins the allowlist by the caller's word."""
+    return {**dict(target.settings.get("network") or {}), **values}
+
+
+def assert_ports_closed(target: Target, host: str, *ports: int) -> None:
+    """No TCP connection is accepted on `ports` of `host` (default: the database and cache ports)."""
+    __tracebackhide__ = True
+    host = schema.hostname(host, "host")
+    extra = {"closed_ports": [schema.integer(1, 65535)(p, "port") for p in ports]} if ports else {}
+    assert_check(target, "network.ports_closed", host, network=_network(target, host=host, **extra))
+
+
+def assert_redis_requires_auth(target: Target, *endpoints: str) -> None:
+    """Each Redis 'host:port' answers an anonymous PING with NOAUTH (or DENIED, protected mode)."""
+    __tracebackhide__ = True
+    hosts = [schema.host_port(e, "endpoint") for e in endpoints]
+    view = target.scoped(network=_network(target, redis=hosts))
+    _raise_for(run_check("network.redis_requires_auth", view, e) for e in hosts)
+
+
+def assert_postgres_requires_tls(target: Target, *endpoints: str) -> None:
+    """Each PostgreSQL 'host:port' refuses a plain-text (non-TLS) startup."""
+    __tracebackhide__ = True
+    hosts = [schema.host_port(e, "endpoint") for e in endpoints]
+    view = target.scoped(network=_network(target, postgres=hosts))
+    _raise_for(run_check("network.postgres_requires_tls", view, e) for e in hosts)

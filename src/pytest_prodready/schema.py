@@ -631,14 +631,6 @@ CORE_FIELDS: dict[str, Any] = {
 # entry into _BASE_FIELDS above; the schema is already written.
 PLANNED: dict[str, Any] = {
     "openapi": path,
-    "identities": TableOf(Table({"token_env": env_name, "cookie_env": env_name, "tenant": header_value})),
-    "ownership": ArrayOf(Table({"path": path, "owner": string}, required=("path", "owner"))),
-    "authz": Table({"list_paths": list_of(path)}),
-    "csrf": Table({"endpoints": list_of(endpoint), "identity": string}),
-    "latency": MapOf(Table({
-        "p95_ms": number(0, 60_000), "p99_ms": number(0, 60_000), "requests": integer(1, 10_000),
-        "max_error_rate": number(-1e-9, 1.0),
-    }), key_check=_endpoint_key),
     "dns": Table({
         "domain": hostname, "expect_caa": boolean, "mail": boolean, "nameserver": host_port,
         "names": list_of(hostname), "expect": list_of(string),

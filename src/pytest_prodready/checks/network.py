@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, cast
 
 from pytest_prodready import schema
 from pytest_prodready.checking import Context, check
@@ -143,7 +143,7 @@ def connect(host: str, port: int, timeout: float) -> socket.socket:
         raise WireError("unresolved", f"{host} does not resolve ({exc.strerror})") from None
     except ConnectionRefusedError:
         raise WireError("refused", "connection refused") from None
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         raise WireError("no answer", f"no answer within {timeout:g}s (filtered?)") from None
     except OSError as exc:
         raise WireError("unreachable", exc.strerror or type(exc).__name__) from None
@@ -195,7 +195,7 @@ def probe_port(host: str, port: int, timeout: float) -> PortProbe:
     try:
         sock = connect(host, port, timeout)
     except WireError as exc:
-        state: PortState = exc.kind if exc.kind not in ("closed", "timeout") else "no answer"
+        state = cast(PortState, "no answer" if exc.kind in ("closed", "timeout") else exc.kind)
         return PortProbe(host, port, state, str(exc) if state != "refused" else "",
                          (time.monotonic() - started) * 1000)
     peer = sock.getpeername()[0]
@@ -340,7 +340,8 @@ def parse_backend(data: bytes) -> PgMessage | None:
 def _pg_complete(data: bytes) -> bool:
     if len(data) < 5:
         return False
-    return len(data) >= 1 + struct.unpack("!i", data[1:5])[0]
+    length: int = struct.unpack("!i", data[1:5])[0]
+    return len(data) >= 1 + length
 
 
 def pg_exchange(host: str, port: int, payload: bytes, timeout: float, *, one_byte: bool) -> bytes:

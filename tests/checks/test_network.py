@@ -1,0 +1,268 @@
+"""network.*: each check fails on a real server with the defect and passes on one without.
+
+Real servers only (tests/targets/dbservers.py): redis-server open, with requirepass, and in
+protected mode without a password (reached through a relay from 127.0.0.3, because Redis
+serves 127.0.0.1 itself); PostgreSQL clusters made by initdb and started by pg_ctl with
+ssl off and trust, with ssl on but plain 'host' lines, and with 'hostssl' lines only.
+Garbage, silent and closed ports are raw loopback sockets. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from pytest_prodready import assertions
+from pytest_prodready.checking import Result, run_check
+from pytest_prodready.checks.network import FAMILY
+from pytest_prodready.config import DEFAULTS, Settings
+from pytest_prodready.exceptions import CheckFailure
+from pytest_prodready.target import Target
+from tests.targets.dbservers import (
+    HBA_HOSTSSL_ONLY,
+    HBA_PLAINTEXT_SCRAM,
+    HBA_PLAINTEXT_TRUST,
+    Postgres,
+    Redis,
+    Relay,
+    pg_template,
+    run_postgres,
+    run_redis,
+)
+from tests.tls_servers import Served, answer_plain_http, never_answer, serve_raw
+
+BASE_URL = "https://app.example.test"  # never contacted: these checks speak TCP only
+REDIS_PASSWORD = "s3cret-redis-pass"
+
+
+def target(timeout_s: float = 3.0, **network: Any) -> Target:
+    values = {**DEFAULTS, "base_url": BASE_URL, "timeout_s": timeout_s, "network": network}
+    return Target(Settings(values=values, secrets={}, sources={}))
+
+
+def free_closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def listening() -> Iterator[int]:
+    """An open loopback port (accepts and holds connections)."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=16)
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[dict[str, Redis | Relay]]:
+    with ExitStack() as stack:
+        protected = stack.enter_context(run_redis(protected_mode=True))
+        relay = Relay((protected.host, protected.port), source="127.0.0.3")
+        stack.callback(relay.close)
+        yield {"open": stack.enter_context(run_redis()),
+               "password": stack.enter_context(run_redis(password=REDIS_PASSWORD)),
+               "protected": protected, "remote_to_protected": relay}
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[dict[str, Postgres]]:
+    with ExitStack() as stack:
+        base, user = stack.enter_context(pg_template())
+        yield {name: stack.enter_context(run_postgres(base, user, name, hba=hba, ssl=ssl))
+               for name, hba, ssl in (("trust_no_tls", HBA_PLAINTEXT_TRUST, False),
+                                      ("tls_offered_plain_allowed", HBA_PLAINTEXT_SCRAM, True),
+                                      ("hostssl_only", HBA_HOSTSSL_ONLY, True))}
+
+
+@pytest.fixture(scope="module")
+def garbage() -> Iterator[Served]:
+    with serve_raw(answer_plain_http) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def silent() -> Iterator[Served]:
+    with serve_raw(never_answer) as served:
+        yield served
+
+
+def _facts(result: Result) -> list[dict[str, Any]]:
+    return result.evidence()
+
+
+# -- network.ports_closed -------------------------------------------------------------------------
+def test_ports_closed_passes_when_every_port_refuses() -> None:
+    ports = [free_closed_port() for _ in range(3)]
+    result = run_check("network.ports_closed", target(host="127.0.0.1", closed_ports=ports),
+                       "127.0.0.1")
+    assert result.outcome == "passed", result.detail
+    assert result.message == "none of 3 ports on 127.0.0.1 accepts a TCP connection (3 refused)"
+    assert [f["tcp"]["state"] for f in _facts(result)] == ["refused"] * 3
+
+
+def test_ports_closed_fails_on_an_open_port_naming_it(listening: int, redis: dict[str, Any]) -> None:
+    closed = free_closed_port()
+    redis_port = redis["open"].port
+    result = run_check("network.ports_closed",
+                       target(host="127.0.0.1", closed_ports=[closed, listening, redis_port]),
+                       "127.0.0.1")
+    assert result.outcome == "failed"
+    assert result.message == (f"2 of 3 ports on 127.0.0.1 accept TCP connections: {listening}, "
+                              f"{redis_port}")
+    assert f"* TCP 127.0.0.1:{listening}: open" in result.detail
+    assert f"* TCP 127.0.0.1:{closed}: refused" in result.detail
+
+
+@pytest.fixture(scope="module")
+def filtered() -> Iterator[list[int]]:
+    """Ports that drop SYNs, like a firewall: listeners with a full accept queue (backlog 0,
+    one connection already waiting), so a connect gets no answer at all."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(4):
+            listener = stack.enter_context(socket.create_server(("127.0.0.1", 0), backlog=0))
+            stack.enter_context(socket.create_connection(listener.getsockname()))
+            ports.append(listener.getsockname()[1])
+        yield ports
+
+
+def test_ports_are_probed_concurrently_and_each_is_charged(filtered: list[int]) -> None:
+    """Four ports that never answer cost about one (1 s) timeout, not four; a port that gives
+    no answer counts as not reachable; each connection is charged to the run's budget."""
+    closed = free_closed_port()
+    probe = target(timeout_s=1.0, host="127.0.0.1", closed_ports=[*filtered, closed])
+    started = time.monotonic()
+    result = run_check("network.ports_closed", probe, "127.0.0.1")
+    assert time.monotonic() - started < 1.8
+    assert result.outcome == "passed", result.detail
+    assert result.message == ("none of 5 ports on 127.0.0.1 accepts a TCP connection (1 refused, "
+                              "4 gave no answer within 1s or were unreachable)")
+    assert probe.budget.spent == 5
+
+
+def test_ports_closed_unresolvable_host_cannot_judge() -> None:
+    result = run_check("network.ports_closed", target(host="no-such-host.invalid", closed_ports=[6379]),
+                       "no-such-host.invalid")
+    assert result.outcome == "error"
+    assert result.message.startswith("cannot judge: no-such-host.invalid does not resolve")
+
+
+def test_the_family_allowlists_its_hosts() -> None:
+    probe = target(host="db-host.internal", redis=["cache.internal:6379"], postgres=["[::1]:5432"])
+    assert set(FAMILY.hosts(probe.settings)) == {"db-host.internal", "cache.internal", "::1"}
+    assert {"db-host.internal", "cache.internal", "::1"} <= probe.allowed_hosts
+
+
+def test_default_ports_are_the_database_and_cache_ports() -> None:
+    result = run_check("network.ports_closed", target(host="127.0.0.1"), "127.0.0.1")
+    assert [f["tcp"]["port"] for f in _facts(result)] == [5432, 6379, 3306, 27017, 9200, 11211]
+
+
+# -- network.redis_requires_auth -----------------------------------------------------------------
+def _redis(endpoint: str, timeout_s: float = 3.0) -> Result:
+    return run_check("network.redis_requires_auth", target(timeout_s, redis=[endpoint]), endpoint)
+
+
+def test_redis_without_password_fails_on_pong(redis: dict[str, Any]) -> None:
+    result = _redis(redis["open"].endpoint)
+    assert result.outcome == "failed"
+    assert result.message == (f"{redis['open'].endpoint} answered +PONG to an anonymous PING: anyone "
+                              "who reaches it can read and write every key")
+    assert "* answered '+PONG\\r\\n'" in result.detail
+
+
+def test_redis_with_requirepass_passes_on_noauth(redis: dict[str, Any]) -> None:
+    result = _redis(redis["password"].endpoint)
+    assert result.outcome == "passed", result.detail
+    assert "answered an anonymous PING with '-NOAUTH Authentication required.'" in result.message
+    assert REDIS_PASSWORD not in str(result.evidence())
+
+
+def test_redis_protected_mode_passes_on_denied_and_says_so(redis: dict[str, Any]) -> None:
+    """A client from another address (127.0.0.3, via the relay) is refused by protected mode."""
+    result = _redis(redis["remote_to_protected"].endpoint)
+    assert result.outcome == "passed", result.detail
+    assert "refused the anonymous connection with DENIED: protected mode is on" in result.message
+    assert "-DENIED Redis is running in protected mode" in str(result.evidence())
+
+
+def test_redis_protected_mode_serves_loopback_so_it_fails_from_there(redis: dict[str, Any]) -> None:
+    """The same server asked from 127.0.0.1 answers PONG: protected mode is no password."""
+    assert _redis(redis["protected"].endpoint).outcome == "failed"
+
+
+def test_redis_garbage_silence_and_refusal_cannot_judge(garbage: Served, silent: Served) -> None:
+    answer = _redis(f"127.0.0.1:{garbage.port}")
+    assert answer.outcome == "error"
+    assert "answered 'HTTP/1.1 400 Bad Request" in answer.message
+    assert "not a Redis answer" in answer.message
+    started = time.monotonic()
+    quiet = _redis(f"127.0.0.1:{silent.port}", timeout_s=1.0)
+    assert time.monotonic() - started < 2
+    assert quiet.outcome == "error" and "no answer within the timeout" in quiet.message
+    closed = _redis(f"127.0.0.1:{free_closed_port()}")
+    assert closed.outcome == "error" and "connection refused" in closed.message
+
+
+# -- network.postgres_requires_tls ---------------------------------------------------------------
+def _pg(endpoint: str, timeout_s: float = 3.0) -> Result:
+    return run_check("network.postgres_requires_tls", target(timeout_s, postgres=[endpoint]), endpoint)
+
+
+def test_postgres_without_tls_accepting_trust_fails(postgres: dict[str, Postgres]) -> None:
+    server = postgres["trust_no_tls"]
+    result = _pg(server.endpoint)
+    assert result.outcome == "failed"
+    assert result.message == (f"{server.endpoint} does not offer TLS at all (SSLRequest answered 'N') "
+                              "but accepted a plain-text startup and asked for no password at all "
+                              "(trust): passwords and data can cross the network unencrypted")
+    assert "* postgres " + server.endpoint + ": sent SSLRequest" in result.detail
+
+
+def test_postgres_offering_tls_but_allowing_plaintext_fails(postgres: dict[str, Postgres]) -> None:
+    server = postgres["tls_offered_plain_allowed"]
+    result = _pg(server.endpoint)
+    assert result.outcome == "failed"
+    assert "offers TLS (SSLRequest answered 'S') but accepted a plain-text startup and asked for " \
+           "SCRAM (SASL)" in result.message
+
+
+def test_postgres_hostssl_only_passes(postgres: dict[str, Postgres]) -> None:
+    server = postgres["hostssl_only"]
+    result = _pg(server.endpoint)
+    assert result.outcome == "passed", result.detail
+    assert result.message.startswith(f"{server.endpoint} offers TLS (SSLRequest answered 'S') and "
+                                      "refused a plain-text startup for user 'prodready' before "
+                                      "authentication: no pg_hba.conf entry for host")
+    sent = [f["wire"]["sent"] for f in _facts(result)]
+    assert sent == ["SSLRequest", "StartupMessage user=prodready database=prodready, without TLS"]
+
+
+def test_postgres_garbage_and_silence_cannot_judge(garbage: Served, silent: Served) -> None:
+    answer = _pg(f"127.0.0.1:{garbage.port}")
+    assert answer.outcome == "error"
+    assert "to an SSLRequest: not PostgreSQL" in answer.message
+    started = time.monotonic()
+    quiet = _pg(f"127.0.0.1:{silent.port}", timeout_s=1.0)
+    assert time.monotonic() - started < 2
+    assert quiet.outcome == "error" and "no answer within the timeout" in quiet.message
+
+
+# -- QA helpers ---------------------------------------------------------------------------------
+def test_assertion_helpers(redis: dict[str, Any], postgres: dict[str, Postgres], listening: int) -> None:
+    probe = target()
+    assertions.assert_ports_closed(probe, "127.0.0.1", free_closed_port())
+    with pytest.raises(CheckFailure, match="accept TCP connections"):
+        assertions.assert_ports_closed(probe, "127.0.0.1", listening)
+    assertions.assert_redis_requires_auth(probe, redis["password"].endpoint)
+    with pytest.raises(CheckFailure, match=r"\+PONG"):
+        assertions.assert_redis_requires_auth(probe, redis["open"].endpoint)
+    assertions.assert_postgres_requires_tls(probe, postgres["hostssl_only"].endpoint)
+    with pytest.raises(CheckFailure, match="accepted a plain-text startup"):
+        assertions.assert_postgres_requires_tls(probe, postgres["trust_no_tls"].endpoint)

@@ -487,6 +487,8 @@ def _url_password(m: re.Match[str], text: str) -> Iterator[Leak]:
     if (len(password) < 3 or low in _DEFAULT_PASSWORDS or password == user
             or placeholder(password) or password.startswith(("$", "%")) or _DOC_HOSTS.match(host)):
         return
+    if password.isdigit() and ("." in user or ":" in user or user.lower() == "localhost"):
+        return  # "http://10.0.0.1:8080@evil/": a host and its port before '@', not a login
     kind = _URL_KINDS.get(scheme, "URL with embedded password")
     if _TWILIO_SID.fullmatch(user):
         kind = "Twilio auth token"

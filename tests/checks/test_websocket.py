@@ -1,0 +1,138 @@
+"""ws.auth_required: fails on real WebSocket endpoints (Starlette on uvicorn, and a bare
+`websockets` server) that let anonymous or forged callers in, passes on ones that refuse."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from pytest_prodready.checking import run_check
+from pytest_prodready.config import DEFAULTS, Settings
+from pytest_prodready.target import Target
+from tests.targets.frameworks import serve_asgi
+from tests.targets.tenantapps import ALICE_TOKEN, ws_app
+
+CHECK = "ws.auth_required"
+
+
+@pytest.fixture(scope="module")
+def starlette_url() -> Iterator[str]:
+    with serve_asgi(ws_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def bare_ws() -> Iterator[str]:
+    """A plain `websockets` server that refuses the handshake (401) without alice's token
+    on /secure, and serves anyone on /open."""
+    from websockets.http11 import Request, Response
+    from websockets.sync.server import ServerConnection, serve
+
+    def gate(conn: ServerConnection, request: Request) -> Response | None:
+        if request.path.startswith("/secure") and \
+                request.headers.get("Authorization") != f"Bearer {ALICE_TOKEN}":
+            return conn.respond(401, "unauthorized\n")
+        return None
+
+    def handler(conn: ServerConnection) -> None:
+        conn.send("welcome")
+
+    with serve(handler, "127.0.0.1", 0, process_request=gate) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def target() -> Iterator[Callable[..., Target]]:
+    made: list[Target] = []
+
+    def factory(url: str, **websocket: Any) -> Target:
+        values = {**DEFAULTS, "base_url": url, "websocket": {"wait_s": 0.5, **websocket},
+                  "identities": {"alice": {"token_env": "ALICE_TOKEN"}}}
+        made.append(Target(Settings(values=values, secrets={"identities.alice.token_env": ALICE_TOKEN},
+                                    sources={})))
+        return made[-1]
+
+    yield factory
+    for t in made:
+        t.close()
+
+
+def test_fails_when_anyone_may_connect(starlette_url: str, target: Callable[..., Target]) -> None:
+    result = run_check(CHECK, target(starlette_url, paths=["/ws/open"]), "/ws/open")
+    assert result.outcome == "failed", result.message
+    assert result.severity == "critical"
+    assert result.message.startswith("/ws/open accepted a WebSocket without credentials (opened "
+                                     "and sent 'hello, whoever you are')")
+    facts = [f["outcome"] for f in result.evidence()]
+    assert facts == ["accepted", "accepted", "accepted"]
+
+
+def test_fails_when_a_forged_token_gets_in(starlette_url: str, target: Callable[..., Target]) -> None:
+    """Anonymous callers are refused, but any JWT-shaped token is let in."""
+    result = run_check(CHECK, target(starlette_url, paths=["/ws/shape"]), "/ws/shape")
+    assert result.outcome == "failed", result.message
+    assert result.message == ("/ws/shape accepted a WebSocket with a forged bearer token (opened "
+                              "and sent 'hello, token holder')")
+
+
+@pytest.mark.parametrize(("path", "how"), [
+    ("/ws/auth", "without credentials: handshake refused (403)"),
+    ("/ws/late", "without credentials: opened, then closed (1008) before any message"),
+    ("/ws/query", "without credentials: handshake refused (403)"),
+])
+def test_passes_when_refused_at_the_handshake_or_closed_before_any_message(
+        starlette_url: str, target: Callable[..., Target], path: str, how: str) -> None:
+    result = run_check(CHECK, target(starlette_url, paths=[path]), path)
+    assert result.outcome == "passed", result.detail
+    assert result.message.startswith(f"{path} refused every unauthenticated handshake ({how}")
+
+
+def test_the_positive_control_sends_the_identity_and_masks_it(
+        starlette_url: str, target: Callable[..., Target]) -> None:
+    result = run_check(CHECK, target(starlette_url, paths=["/ws/auth"], identity="alice"), "/ws/auth")
+    assert result.outcome == "passed", result.detail
+    assert result.message.endswith("; alice was accepted")
+    dumped = json.dumps(result.evidence())
+    assert ALICE_TOKEN not in dumped
+    assert '"Authorization", "Bearer ****"' in dumped
+
+
+def test_an_identity_refused_too_cannot_judge(starlette_url: str,
+                                              target: Callable[..., Target]) -> None:
+    """/ws/query takes the token from the query only: alice's header is refused as well."""
+    result = run_check(CHECK, target(starlette_url, paths=["/ws/query"], identity="alice"), "/ws/query")
+    assert result.outcome == "error"
+    assert "refused alice too" in result.message
+
+
+@pytest.mark.parametrize(("path", "outcome"), [("/secure", "passed"), ("/open", "failed")])
+def test_a_bare_websockets_server(bare_ws: str, target: Callable[..., Target], path: str,
+                                  outcome: str) -> None:
+    result = run_check(CHECK, target(bare_ws, paths=[path], identity="alice"), path)
+    assert result.outcome == outcome, result.message
+    if outcome == "passed":
+        assert "without credentials: handshake refused (401)" in result.message
+
+
+def test_a_closed_port_cannot_judge(target: Callable[..., Target]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_check(CHECK, target(f"http://127.0.0.1:{port}", paths=["/ws"]), "/ws")
+    assert result.outcome == "error"
+    assert "cannot connect" in result.message
+
+
+def test_unconfigured_is_skipped_naming_the_key(target: Callable[..., Target]) -> None:
+    t = target("http://127.0.0.1:9")
+    assert run_check(CHECK, t, "").message == "not configured: set websocket.paths"

@@ -38,7 +38,11 @@ def load_run_settings(config: pytest.Config) -> Settings:
         return None, ""
 
     url, url_src = pick("url", "prodready_url", "PRODREADY_URL")
-    config_path, _ = pick("config_path", "prodready_config", "PRODREADY_CONFIG", "prodready_config")
+    config_path, config_src = pick("config_path", "prodready_config", "PRODREADY_CONFIG", "prodready_config")
+    if config_path and not Path(config_path).is_absolute() and not config_src.startswith("ini"):
+        # Typed on the command line or set in the environment: relative to where the user
+        # ran pytest (an ini value stays relative to the rootdir, like pytest's own).
+        config_path = str(Path(config.invocation_params.dir) / config_path)
     profile, _ = pick("profile", "prodready_env", "PRODREADY_ENV")
     fail_on, fail_src = pick("fail_on", "prodready_fail_on", "PRODREADY_FAIL_ON", "prodready_fail_on")
     sensitive, _ = pick("sensitive_url", "prodready_sensitive_url", "PRODREADY_SENSITIVE_URL")

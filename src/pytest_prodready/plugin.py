@@ -220,8 +220,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     record = record_of(item, call, report)
     if record is not None:
         report.prodready = record.to_dict()  # type: ignore[attr-defined]  # travels through xdist
+        _junit_properties(item, report, record)
     mask_report(report, item.config.stash[RUNTIME].masker())
     return report
+
+
+def _junit_properties(item: pytest.Item, report: pytest.TestReport, record: Any) -> None:
+    """JUnit XML: every prodready test case (built-in or a team's marked test) carries
+    prodready_id, category, severity and waived. Set on the item, so the teardown report,
+    whose user_properties pytest's junitxml writes (also from xdist workers), has them."""
+    props = {"prodready_id": record.id, "category": record.category, "severity": record.severity,
+             "waived": "true" if record.outcome == "waived" else "false"}
+    kept = [(k, v) for k, v in item.user_properties if k not in props]
+    item.user_properties[:] = [*kept, *props.items()]
+    report.user_properties = list(item.user_properties)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -98,6 +98,8 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     # csrf: the demo has no cookie sessions nor OAuth login
     "csrf.cross_site_post_rejected": ("skipped", "not configured: set csrf.endpoints, csrf.identity"),
     "csrf.oauth_state_validated": ("skipped", "not configured: set csrf.oauth_callback"),
+    # ws: the demo serves no WebSocket
+    "ws.auth_required": ("skipped", "not configured: set websocket.paths"),
     # container: the demo configures no image
     "container.non_root": ("skipped", "not configured: set container.image"),
     "container.graceful_shutdown": ("skipped",

@@ -300,3 +300,33 @@ def assert_postgres_requires_tls(target: Target, *endpoints: str) -> None:
     hosts = [schema.host_port(e, "endpoint") for e in endpoints]
     view = target.scoped(network=_network(target, postgres=hosts))
     _raise_for(run_check("network.postgres_requires_tls", view, e) for e in hosts)
+# -- JWT ------------------------------------------------------------------------------------
+JWT_ATTACKS = ("jwt.alg_none_rejected", "jwt.bad_signature_rejected", "jwt.expired_rejected",
+               "jwt.weak_secret_rejected", "jwt.alg_confusion_rejected")
+
+
+def _get_endpoint(endpoint: str) -> str:
+    checked = schema.endpoint(endpoint, "endpoint")
+    if not checked.startswith("GET "):
+        from pytest_prodready.exceptions import ConfigError
+
+        raise ConfigError("endpoint", f"{checked}: forged tokens are sent to GET endpoints only")
+    return checked
+
+
+def assert_rejects_alg_none(target: Target, endpoint: str) -> None:
+    """A token with alg none (none/None/NONE/nOnE) is refused where the configured token
+    (auth.token_env) is accepted."""
+    __tracebackhide__ = True
+    checked = _get_endpoint(endpoint)
+    _raise_for(run_check(c, target, checked, protected=[checked])
+               for c in ("jwt.valid_accepted", "jwt.alg_none_rejected"))
+
+
+def assert_rejects_forged_tokens(target: Target, endpoint: str) -> None:
+    """Every jwt attack (alg none, bad signatures, expired, weak secrets, alg confusion) is
+    refused where the configured token is accepted; unconfigured ones are skipped."""
+    __tracebackhide__ = True
+    checked = _get_endpoint(endpoint)
+    _raise_for(run_check(c, target, checked, protected=[checked])
+               for c in ("jwt.valid_accepted", *JWT_ATTACKS))

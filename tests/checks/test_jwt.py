@@ -250,3 +250,20 @@ def test_alg_confusion_not_configured_or_hs_token_skips(app: Callable[[str], Jwt
                    "not configured: set auth.public_key_file or auth.jwks_url")
     assert_outcome(run("jwt.alg_confusion_rejected", target(app("correct_hs"), public_key_file=pem_file)),
                    "skipped", "HS256-signed")
+
+
+# -- the one-line QA helpers ----------------------------------------------------------------
+def test_helpers_pass_on_correct_and_raise_on_the_defect(app: Callable[[str], JwtApp],
+                                                        target: Callable[..., Target]) -> None:
+    from pytest_prodready.assertions import assert_rejects_alg_none, assert_rejects_forged_tokens
+    from pytest_prodready.exceptions import CheckFailure
+
+    assert_rejects_alg_none(target(app("correct_hs")), "/api/me")
+    assert_rejects_forged_tokens(target(app("correct_hs")), "GET /api/me")
+    served = app("noverify")
+    with pytest.raises(CheckFailure) as caught:
+        assert_rejects_alg_none(target(served), "/api/me")
+    assert "[jwt.alg_none_rejected]" in str(caught.value)
+    assert all(f.token not in str(caught.value) for f in tokens.alg_none(served.token))
+    with pytest.raises(CheckFailure, match="weak secret"):
+        assert_rejects_forged_tokens(target(app("weak")), "/api/me")

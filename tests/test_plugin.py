@@ -663,3 +663,20 @@ def test_fixture_skips_without_prodready(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*--prodready*"])
+
+
+def test_a_shared_exchange_is_shown_once_in_the_terminal(pytester: pytest.Pytester, webapp: Any,
+                                                         webapp_env: None) -> None:
+    """One page probe feeds every header check: its evidence is printed under the first
+    failure only, the others refer to it; the JSON report keeps it for each."""
+    served = webapp("no_hsts", "no_csp", "no_nosniff")
+    pytester.makefile(".toml", prodready=webapp_toml(served.url))
+    result = pytester.runpytest("--prodready", "-p", "no:cacheprovider", "--prodready-only", "headers",
+                                "--prodready-report", "r.json")
+    out = result.stdout.str()
+    page_line = f"> GET {served.url}/"
+    assert out.count(page_line + "\n") == 1, out
+    assert "the same exchange as under prodready::headers." in out
+    report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    failed = [c for c in report["checks"] if c["outcome"] == "failed"]
+    assert len(failed) >= 3 and all(c["evidence"] for c in failed)

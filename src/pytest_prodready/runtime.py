@@ -39,6 +39,9 @@ class Runtime:
     _target: Target | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _log_filter: MaskingFilter | None = None
+    # Rendered exchange -> the node id whose failure showed it first (the terminal shows a
+    # shared exchange once per run).
+    shown_exchanges: dict[str, str] = field(default_factory=dict)
 
     def target(self) -> Target:
         with self._lock:

@@ -80,9 +80,26 @@ class CheckItem(pytest.Item):
 
         # Our failures carry their own masked, readable explanation; a traceback through
         # the plugin's internals would only hide it.
-        if isinstance(excinfo.value, (CheckFailure, ProdreadyError)):
+        if isinstance(excinfo.value, CheckFailure):
+            return self._once_per_run(str(excinfo.value), excinfo.value.exchanges)
+        if isinstance(excinfo.value, ProdreadyError):
             return str(excinfo.value)
         return str(super().repr_failure(excinfo))
+
+    def _once_per_run(self, text: str, exchanges: Any) -> str:
+        """The failure text with each exchange already shown by an earlier failure of this run
+        replaced by a one-line reference: one page probe feeds a dozen header checks, and its
+        13 KB excerpt printed under each of them buried the messages. Reports keep it all."""
+        shown: dict[str, str] = self.config.stash[RUNTIME].shown_exchanges
+        for exchange in exchanges:
+            rendered = exchange.render()
+            if rendered not in text:
+                continue
+            first = shown.setdefault(rendered, self.nodeid)
+            if first != self.nodeid:
+                text = text.replace(rendered, f"  ({exchange.request_line} -> {exchange.status_line}: "
+                                              f"the same exchange as under {first} above)", 1)
+        return text
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, f"{SUITE_NAME}::{self.name}"

@@ -330,3 +330,72 @@ def assert_rejects_forged_tokens(target: Target, endpoint: str) -> None:
     checked = _get_endpoint(endpoint)
     _raise_for(run_check(c, target, checked, protected=[checked])
                for c in ("jwt.valid_accepted", *JWT_ATTACKS))
+
+
+# -- identities: authz, CSRF, OAuth, WebSocket --------------------------------------------
+def _people(target: Target, *names: str) -> dict[str, object]:
+    configured = target.settings.get("identities") or {}
+    missing = [n for n in names if n not in configured]
+    if missing:
+        raise KeyError(f"no identity {missing[0]!r} in [identities] "
+                       f"(configured: {', '.join(sorted(configured)) or 'none'})")
+    return {n: configured[n] for n in names}
+
+
+def assert_cannot_read(target: Target, path: str, *, owner: str, reader: str) -> None:
+    """`reader` cannot read `path`, which belongs to `owner` ("bob cannot read alice's
+    conversation"): the owner's read is the baseline, the reader's is refused or is not
+    substantially like it."""
+    __tracebackhide__ = True
+    path = schema.path(path, "path")
+    assert_check(target, "authz.cross_tenant_denied", path, identities=_people(target, owner, reader),
+                 ownership=[{"path": path, "owner": owner}])
+
+
+def assert_identity_headers_ignored(target: Target, path: str, *, owner: str, reader: str,
+                                    headers: Iterable[str] = ()) -> None:
+    """X-Org-Id & co. set to `owner`'s tenant/id on `reader`'s read of `path` (owned by
+    `owner`, or a tenant-scoped list) do not hand over the owner's data."""
+    __tracebackhide__ = True
+    path = schema.path(path, "path")
+    authz = dict(target.settings.get("authz") or {})
+    if headers:
+        authz["spoof_headers"] = [schema.header_name(h, "headers") for h in headers]
+    assert_check(target, "authz.header_spoofing_ignored", path, identities=_people(target, owner, reader),
+                 ownership=[{"path": path, "owner": owner}], authz=authz)
+
+
+def assert_cross_site_write_refused(target: Target, endpoint: str, identity: str, *,
+                                    safe_to_call: bool = False) -> None:
+    """A cookie-authenticated `endpoint` ('POST /api/settings') refuses a cross-site request
+    with `identity`'s cookie and no CSRF token. It is a real write on a vulnerable target:
+    sent only with --prodready-active, or when `safe_to_call` says this endpoint may be."""
+    __tracebackhide__ = True
+    checked = schema.endpoint(endpoint, "endpoint")
+    csrf = {**dict(target.settings.get("csrf") or {}), "endpoints": [checked], "identity": identity,
+            "safe_to_call": [checked] if safe_to_call else []}
+    assert_check(target, "csrf.cross_site_post_rejected", checked, csrf=csrf)
+
+
+def assert_oauth_state_validated(target: Target, callback: str, start: str | None = None) -> None:
+    """The OAuth `callback` refuses a missing or foreign state; with `start` (the path that
+    begins the flow) judged against a callback with the state the target issued."""
+    __tracebackhide__ = True
+    csrf = {**dict(target.settings.get("csrf") or {}), "oauth_callback": schema.path(callback, "callback")}
+    csrf.pop("oauth_start", None)
+    if start:
+        csrf["oauth_start"] = schema.path(start, "start")
+    assert_check(target, "csrf.oauth_state_validated", csrf=csrf)
+
+
+def assert_websocket_requires_auth(target: Target, path: str, identity: str | None = None) -> None:
+    """The WebSocket at `path` refuses anonymous clients and forged tokens ("the WebSocket
+    refuses anonymous clients"); with `identity`, her credential is accepted (control)."""
+    __tracebackhide__ = True
+    path = schema.path(path, "path")
+    ws = {**dict(target.settings.get("websocket") or {}), "paths": [path]}
+    ws.pop("identity", None)
+    if identity:
+        _people(target, identity)
+        ws["identity"] = identity
+    assert_check(target, "ws.auth_required", path, websocket=ws)

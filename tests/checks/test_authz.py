@@ -305,3 +305,17 @@ owner = "alice"
     for name, text in outputs.items():
         for secret in (ALICE_TOKEN, COOKIE_VALUE):
             assert secret not in text, (name, secret)
+
+
+# -- the QA helpers ---------------------------------------------------------------------------
+def test_helpers_bob_cannot_read_alices_conversation(
+        tenants: dict[str, tuple[str, Log]], target: Callable[..., Target]) -> None:
+    from pytest_prodready.assertions import assert_cannot_read, assert_identity_headers_ignored
+
+    assert_cannot_read(target(tenants["correct"][0]), OWNED, owner="alice", reader="bob")
+    with pytest.raises(AssertionError, match=r"bob read alice's /api/conversations/123"):
+        assert_cannot_read(target(tenants["idor"][0]), OWNED, owner="alice", reader="bob")
+    assert_identity_headers_ignored(target(tenants["correct"][0]), LIST, owner="alice", reader="bob")
+    with pytest.raises(AssertionError, match=r"bob with X-Org-Id: acme read alice's"):
+        assert_identity_headers_ignored(target(tenants["trusts_org"][0]), LIST, owner="alice",
+                                        reader="bob", headers=["X-Org-Id"])

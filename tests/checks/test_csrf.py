@@ -183,3 +183,20 @@ def test_config_errors_name_the_key() -> None:
     text = str(info.value)
     assert "identity 'bob' has no cookie_env" in text
     assert "csrf.safe_to_call" in text and "POST /api/other is not in csrf.endpoints" in text
+
+
+# -- the QA helpers ---------------------------------------------------------------------------
+def test_helpers(csrf_targets: dict[bool, tuple[str, Log]],
+                 oauth_targets: dict[tuple[bool, bool], str], target: Callable[..., Target]) -> None:
+    from pytest_prodready.assertions import (
+        assert_cross_site_write_refused,
+        assert_oauth_state_validated,
+    )
+
+    assert_cross_site_write_refused(target(csrf_targets[True][0]), SETTINGS, "alice", safe_to_call=True)
+    with pytest.raises(AssertionError, match="accepted a cross-site request"):
+        assert_cross_site_write_refused(target(csrf_targets[False][0]), SETTINGS, "alice",
+                                        safe_to_call=True)
+    assert_oauth_state_validated(target(oauth_targets[(True, False)]), CALLBACK, start="/login")
+    with pytest.raises(AssertionError, match="the state makes no difference"):
+        assert_oauth_state_validated(target(oauth_targets[(False, False)]), CALLBACK, start="/login")

@@ -136,3 +136,12 @@ def test_a_closed_port_cannot_judge(target: Callable[..., Target]) -> None:
 def test_unconfigured_is_skipped_naming_the_key(target: Callable[..., Target]) -> None:
     t = target("http://127.0.0.1:9")
     assert run_check(CHECK, t, "").message == "not configured: set websocket.paths"
+
+
+def test_helper_the_websocket_refuses_anonymous_clients(
+        starlette_url: str, target: Callable[..., Target]) -> None:
+    from pytest_prodready.assertions import assert_websocket_requires_auth
+
+    assert_websocket_requires_auth(target(starlette_url), "/ws/auth", identity="alice")
+    with pytest.raises(AssertionError, match="accepted a WebSocket without credentials"):
+        assert_websocket_requires_auth(target(starlette_url), "/ws/open")

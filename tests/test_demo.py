@@ -113,6 +113,9 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "jwt.expired_rejected": ("skipped", "is not a JWT"),
     "jwt.weak_secret_rejected": ("skipped", "is not a JWT"),
     "jwt.alg_confusion_rejected": ("skipped", "not configured: set auth.public_key_file or auth.jwks_url"),
+    # backup: the demo configures no dump
+    "backup.restore": ("skipped",
+                       "not configured: set backup.dump, backup.dsn_env, backup.queries"),
 }
 SECRETS = (DEMO_TOKEN, DEMO_WEBHOOK_SECRET)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1"}

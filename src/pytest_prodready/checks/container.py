@@ -207,7 +207,7 @@ def graceful_shutdown(ctx: Context) -> None:
        title="started in production mode without its secrets, the service refuses to start",
        needs=("container.image", "container.secrets"),
        remediation="Read required secrets at start-up and exit non-zero with a clear message when "
-                   "one is missing; never fall back to a default (`JWT_SECRET || 'dev-secret'`).")
+                   "one is missing; never fall back to a built-in default such as 'dev-secret'.")
 def fails_without_secrets(ctx: Context) -> None:
     bound = float(ctx.settings.get("container.exit_timeout_s") or 10)
     names = ", ".join(ctx.settings.get("container.secrets"))

@@ -113,6 +113,8 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "jwt.expired_rejected": ("skipped", "is not a JWT"),
     "jwt.weak_secret_rejected": ("skipped", "is not a JWT"),
     "jwt.alg_confusion_rejected": ("skipped", "not configured: set auth.public_key_file or auth.jwks_url"),
+    # openapi: the demo serves no spec
+    "openapi.operations_require_auth": ("skipped", "not configured: set openapi"),
     # backup: the demo configures no dump
     "backup.restore": ("skipped",
                        "not configured: set backup.dump, backup.dsn_env, backup.queries"),

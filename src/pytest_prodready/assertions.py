@@ -300,6 +300,8 @@ def assert_postgres_requires_tls(target: Target, *endpoints: str) -> None:
     hosts = [schema.host_port(e, "endpoint") for e in endpoints]
     view = target.scoped(network=_network(target, postgres=hosts))
     _raise_for(run_check("network.postgres_requires_tls", view, e) for e in hosts)
+
+
 # -- JWT ------------------------------------------------------------------------------------
 JWT_ATTACKS = ("jwt.alg_none_rejected", "jwt.bad_signature_rejected", "jwt.expired_rejected",
                "jwt.weak_secret_rejected", "jwt.alg_confusion_rejected")
@@ -399,3 +401,15 @@ def assert_websocket_requires_auth(target: Target, path: str, identity: str | No
         _people(target, identity)
         ws["identity"] = identity
     assert_check(target, "ws.auth_required", path, websocket=ws)
+
+
+# -- OpenAPI sweep --------------------------------------------------------------------------
+def assert_every_operation_requires_auth(target: Target, spec: str | None = None) -> None:
+    """Every operation the OpenAPI spec secures refuses an anonymous call (GET/HEAD only,
+    unless the run is active or openapi_sweep.allow_writes is set). `spec`: a path on the
+    target, a URL or a file; default: the `openapi` setting."""
+    __tracebackhide__ = True
+    from pytest_prodready.checks.openapi_sweep import spec_source
+
+    source = spec_source(spec, "spec") if spec else str(target.settings.get("openapi") or "")
+    assert_check(target, "openapi.operations_require_auth", source, openapi=source or None)

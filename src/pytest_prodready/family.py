@@ -30,6 +30,7 @@ ENTRY_POINT_GROUP = "pytest_prodready.families"
 BUILTIN: tuple[str, ...] = (
     "headers", "cookies", "cors", "auth", "exposure", "errors", "health", "metrics", "tls",
     "webhooks", "network", "ratelimit", "container", "authz", "csrf", "websocket", "jwt", "perf", "backup",
+    "openapi_sweep",
 )
 
 

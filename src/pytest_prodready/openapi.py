@@ -1,0 +1,173 @@
+"""OpenAPI 3.0/3.1 and Swagger 2 specs read for the auth sweep: the operations, whether each
+declares security (or documents optional auth), and a concrete path for each.
+
+Path parameters are filled from the spec itself: a parameter's `example`, its first
+`examples` value, its schema's `example`, `default` or first `enum` value, else a value of
+the schema's type and format (1 for integers, a UUID for format uuid, ...). Local `$ref`s
+(`#/components/...`, `#/parameters/...`) are followed; remote ones are not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+METHODS = ("get", "head", "post", "put", "patch", "delete", "options", "trace")
+SAFE = frozenset({"GET", "HEAD"})
+MAX_REF_DEPTH = 20
+
+
+class SpecError(ValueError):
+    """Not an OpenAPI/Swagger document this module can read."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str  # upper case
+    template: str  # the spec's path, e.g. /orders/{orderId}
+    path: str  # a concrete path to call (base path included, parameters filled)
+    secured: bool  # declares a security requirement
+    optional_auth: bool  # one of its alternatives is {} (anonymous allowed by the spec)
+    operation_id: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {self.path}"
+
+    @property
+    def safe(self) -> bool:
+        return self.method in SAFE
+
+
+def parse_document(data: bytes | str) -> dict[str, Any]:
+    """JSON, or YAML when PyYAML is installed."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        try:
+            import yaml
+        except ImportError:
+            raise SpecError("the spec is not JSON (a YAML spec needs PyYAML: pip install pyyaml)") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"the spec is neither JSON nor YAML: {exc}") from None
+    if not isinstance(doc, dict) or not ("openapi" in doc or "swagger" in doc):
+        raise SpecError("not an OpenAPI or Swagger document (no 'openapi' or 'swagger' key)")
+    if not isinstance(doc.get("paths"), dict):
+        raise SpecError("the spec has no 'paths' object")
+    return doc
+
+
+def resolve(doc: Mapping[str, Any], node: Any, depth: int = 0) -> Any:
+    """Follow a local $ref (chains included)."""
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        ref = node["$ref"]
+        if not ref.startswith("#/") or depth > MAX_REF_DEPTH:
+            return {}
+        target: Any = doc
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            target = target.get(part) if isinstance(target, dict) else None
+        node, depth = target if target is not None else {}, depth + 1
+    return node
+
+
+def base_path(doc: Mapping[str, Any]) -> str:
+    """Swagger 2's basePath, or the path of OpenAPI 3's first server URL."""
+    if "swagger" in doc:
+        raw = str(doc.get("basePath") or "")
+    else:
+        servers = doc.get("servers") or []
+        first = servers[0] if servers and isinstance(servers[0], dict) else {}
+        url = str(first.get("url") or "")
+        for name, var in (first.get("variables") or {}).items():
+            if isinstance(var, dict):
+                url = url.replace("{" + name + "}", str(var.get("default", "")))
+        raw = urlsplit(url).path if "://" in url else url
+    return raw.rstrip("/") if raw.startswith("/") else ""
+
+
+def example_value(doc: Mapping[str, Any], param: Mapping[str, Any]) -> str:
+    if "example" in param:
+        return str(param["example"])
+    examples = param.get("examples")
+    if isinstance(examples, dict) and examples:
+        first = resolve(doc, next(iter(examples.values())))
+        if isinstance(first, dict) and "value" in first:
+            return str(first["value"])
+    # Swagger 2 keeps type/default/enum on the parameter itself.
+    schema = resolve(doc, param.get("schema")) if "schema" in param else param
+    if not isinstance(schema, dict):
+        schema = {}
+    for key in ("example", "default"):
+        if key in schema:
+            return str(schema[key])
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        return str(schema["examples"][0])
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return str(schema["enum"][0])
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "string") if isinstance(kind, list) else kind
+    fmt = schema.get("format", "")
+    if kind in ("integer", "number"):
+        low = schema.get("minimum")
+        return str(int(low) if isinstance(low, (int, float)) and low > 1 else 1)
+    if kind == "boolean":
+        return "true"
+    return {"uuid": "00000000-0000-4000-8000-000000000001", "date": "2024-01-01",
+            "date-time": "2024-01-01T00:00:00Z", "email": "prodready@example.com"}.get(fmt, "prodready")
+
+
+def _parameters(doc: Mapping[str, Any], *lists: Any) -> dict[str, dict[str, Any]]:
+    """Path parameters by name; an operation's own override its path item's."""
+    out: dict[str, dict[str, Any]] = {}
+    for items in lists:
+        for raw in items or []:
+            param = resolve(doc, raw)
+            if isinstance(param, dict) and param.get("in") == "path" and param.get("name"):
+                out[str(param["name"])] = param
+    return out
+
+
+def fill(doc: Mapping[str, Any], template: str, params: Mapping[str, Mapping[str, Any]]) -> str:
+    out, rest = [], template
+    while "{" in rest and "}" in rest.split("{", 1)[1]:
+        head, _, tail = rest.partition("{")
+        name, _, rest = tail.partition("}")
+        param = params.get(name, {})
+        out += [head, quote(example_value(doc, param), safe="")]
+    return "".join(out) + rest
+
+
+def _security(requirements: Any) -> tuple[bool, bool]:
+    """(secured, optional) for a security requirement list."""
+    if not isinstance(requirements, list) or not requirements:
+        return False, False
+    optional = any(isinstance(r, dict) and not r for r in requirements)
+    secured = any(isinstance(r, dict) and r for r in requirements)
+    return secured, optional
+
+
+def operations(doc: Mapping[str, Any]) -> list[Operation]:
+    """Every operation of the spec, in document order."""
+    base = base_path(doc)
+    default = doc.get("security")
+    found = []
+    for template, item in (doc.get("paths") or {}).items():
+        item = resolve(doc, item)
+        if not isinstance(item, dict) or not str(template).startswith("/"):
+            continue
+        for method in METHODS:
+            op = item.get(method)
+            if not isinstance(op, dict):
+                continue
+            secured, optional = _security(op.get("security", default))
+            params = _parameters(doc, item.get("parameters"), op.get("parameters"))
+            found.append(Operation(method.upper(), str(template), base + fill(doc, str(template), params),
+                                   secured, optional, str(op.get("operationId") or "")))
+    return found

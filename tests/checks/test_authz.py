@@ -23,6 +23,7 @@ from tests.targets.tenantapps import (
     BOB_TOKEN,
     CONVERSATIONS,
     MODES,
+    PASSWORDS,
     Log,
     serve,
     tenant_app,
@@ -220,7 +221,7 @@ def test_config_errors_name_the_key() -> None:
     with pytest.raises(ConfigError) as info:
         FAMILY.validate(bad)
     text = str(info.value)
-    assert "identities.alice" in text and "set token_env or cookie_env" in text
+    assert "identities.alice" in text and "set token_env, cookie_env or a login table" in text
     assert "ownership[0].owner" in text and "no identity 'mallory'" in text
 
 
@@ -319,3 +320,92 @@ def test_helpers_bob_cannot_read_alices_conversation(
     with pytest.raises(AssertionError, match=r"bob with X-Org-Id: acme read alice's"):
         assert_identity_headers_ignored(target(tenants["trusts_org"][0]), LIST, owner="alice",
                                         reader="bob", headers=["X-Org-Id"])
+
+
+# -- identities with a login flow -------------------------------------------------------------
+BOB_LOGIN = {"endpoint": "POST /api/login", "username_env": "BOB_USER",
+             "password_env": "BOB_PASSWORD", "token_pointer": "/data/access_token"}
+LOGIN_SECRETS = {"identities.alice.token_env": ALICE_TOKEN,
+                 "identities.bob.login.username_env": "bob",
+                 "identities.bob.login.password_env": PASSWORDS["bob"]}
+
+
+def login_people(bob_login: dict[str, Any]) -> dict[str, Any]:
+    return {"alice": {"token_env": "ALICE_TOKEN", "tenant": "acme"},
+            "bob": {"tenant": "globex", "login": bob_login}}
+
+
+@pytest.fixture(scope="module")
+def expiring() -> Iterator[tuple[str, Log]]:
+    """The correct service, whose issued tokens are refused after two requests."""
+    log = Log()
+    with serve(tenant_app("correct", log, token_uses=2)) as url:
+        yield url, log
+
+
+@pytest.mark.parametrize(("mode", "outcome"), [("idor", "failed"), ("correct", "passed")])
+def test_a_logged_in_identity_reads_with_the_token_her_login_returned(
+        tenants: dict[str, tuple[str, Log]], target: Callable[..., Target], mode: str,
+        outcome: str) -> None:
+    url, log = tenants[mode]
+    before = len(log.seen)
+    t = target(url, secrets=LOGIN_SECRETS, identities=login_people(BOB_LOGIN))
+    result = run_check("authz.cross_tenant_denied", t, OWNED)
+    assert result.outcome == outcome, result.detail
+    seen = log.seen[before:]
+    assert [m for m, p, _ in seen if p == "/api/login"] == ["POST"]
+    issued = [h["Authorization"] for _, p, h in seen if p == OWNED and "issued-" in
+              h.get("Authorization", "")]
+    assert len(issued) == 1
+    token = issued[0].partition(" ")[2]
+    shown = result.detail + json.dumps(result.evidence()) + result.message
+    assert token not in shown and PASSWORDS["bob"] not in shown
+
+
+def test_a_login_by_cookie_sends_the_cookie_it_set(
+        tenants: dict[str, tuple[str, Log]], target: Callable[..., Target]) -> None:
+    url, log = tenants["correct"]
+    before = len(log.seen)
+    cookie_login = {**BOB_LOGIN, "form": True, "cookie": "sid"}
+    del cookie_login["token_pointer"]
+    t = target(url, secrets=LOGIN_SECRETS, identities=login_people(cookie_login))
+    result = run_check("authz.cross_tenant_denied", t, OWNED)
+    assert result.outcome == "passed", result.detail
+    sent = [h for _, p, h in log.seen[before:] if p == OWNED and "Cookie" in h]
+    assert len(sent) == 1 and sent[0]["Cookie"].startswith("sid=sess-")
+    assert sent[0]["Cookie"].partition("=")[2] not in result.detail + json.dumps(result.evidence())
+
+
+def test_a_401_logs_in_again_once(expiring: tuple[str, Log], target: Callable[..., Target]) -> None:
+    """bob's tokens expire after two requests: his reads (plain and spoofed) need fresh logins, and
+    every read is still judged (none is mistaken for a refusal)."""
+    url, log = expiring
+    t = target(url, secrets=LOGIN_SECRETS, identities=login_people(BOB_LOGIN))
+    result = run_check("authz.header_spoofing_ignored", t, LIST)
+    assert result.outcome == "passed", result.detail
+    # Both directions: alice as bob and bob as alice, five headers each.
+    assert result.message.startswith(f"{LIST}: 10 spoofed read(s) changed nothing")
+    assert "refused (401)" not in result.message
+    assert len([p for m, p, _ in log.seen if p == "/api/login"]) >= 3
+
+
+def test_a_wrong_password_cannot_judge_and_names_the_key(
+        tenants: dict[str, tuple[str, Log]], target: Callable[..., Target]) -> None:
+    t = target(tenants["idor"][0], identities=login_people(BOB_LOGIN),
+               secrets={**LOGIN_SECRETS, "identities.bob.login.password_env": "wrong-password-123"})
+    result = run_check("authz.cross_tenant_denied", t, OWNED)
+    assert result.outcome == "error"
+    assert result.message == ("cannot judge: bob's login (POST /api/login) answered 401: check "
+                              "identities.bob.login.password_env and the endpoint")
+    assert "wrong-password-123" not in result.detail + json.dumps(result.evidence())
+
+
+def test_a_login_table_needs_a_token_pointer_or_a_cookie() -> None:
+    from pytest_prodready.checks.authz import FAMILY
+
+    bad = Settings(values={**DEFAULTS, "base_url": "http://127.0.0.1:9",
+                           "identities": {"bob": {"login": {"endpoint": "POST /api/login",
+                                                            "password_env": "P"}}}},
+                   secrets={}, sources={})
+    with pytest.raises(ConfigError, match=r"identities\.bob\.login.*token_pointer"):
+        FAMILY.validate(bad)

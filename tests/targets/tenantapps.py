@@ -55,11 +55,25 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status, mimetype="application/json")
 
 
-def _caller() -> tuple[str, str] | None:
+PASSWORDS = {"alice": "pw-alice-Correct-Horse-31", "bob": "pw-bob-Battery-Staple-62"}
+TENANTS = {"alice": "acme", "bob": "globex", "carol": "acme"}
+
+
+def _caller_of(issued: dict[str, list[Any]] | None = None) -> tuple[str, str] | None:
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
-        return USERS.get(auth[7:])
+        token = auth[7:]
+        if issued is not None and token in issued:
+            user, uses = issued[token]
+            if uses is not None:
+                if uses <= 0:
+                    return None  # expired: the client must log in again
+                issued[token][1] = uses - 1
+            return user, TENANTS[user]
+        return USERS.get(token)
     sid = request.cookies.get("sid")
+    if issued is not None and sid in issued:
+        return issued[sid][0], TENANTS[issued[sid][0]]
     return USERS.get(sid) if sid else None
 
 
@@ -78,11 +92,34 @@ class Log:
         return [m for m, p, _ in self.seen if p == path]
 
 
-def tenant_app(mode: str, log: Log | None = None) -> Flask:
+def tenant_app(mode: str, log: Log | None = None, token_uses: int | None = None) -> Flask:
+    """See the module docstring. POST /api/login ({"username", "password"} as JSON or a form)
+    issues a token ({"access_token": ...}) and a session cookie; with `token_uses`, an issued
+    token is refused (401) after that many requests."""
     assert mode in MODES, mode
     app = Flask(f"tenants_{mode}")
     if log is not None:
         app.before_request(log.record)
+    issued: dict[str, list[Any]] = {}
+    lock = threading.Lock()
+
+    @app.post("/api/login")
+    def login() -> Response:
+        data = request.get_json(silent=True) or request.form
+        user = str(data.get("username", ""))
+        if PASSWORDS.get(user) != data.get("password"):
+            return _json({"error": "invalid credentials"}, 401)
+        with lock:
+            token, sid = f"issued-{secrets.token_hex(12)}", f"sess-{secrets.token_hex(12)}"
+            issued[token] = [user, token_uses]
+            issued[sid] = [user, None]
+        resp = _json({"data": {"access_token": token, "user": user}})
+        resp.set_cookie("sid", sid, httponly=True, samesite="Lax")
+        return resp
+
+    def _caller() -> tuple[str, str] | None:  # the module's, plus the issued tokens
+        with lock:
+            return _caller_of(issued)
 
     def tenant_of(caller: tuple[str, str]) -> str:
         if mode == "trusts_org" and request.headers.get("X-Org-Id"):
@@ -123,6 +160,10 @@ def tenant_app(mode: str, log: Log | None = None) -> Flask:
                       if c["tenant"] == tenant])
 
     return app
+
+
+def _caller() -> tuple[str, str] | None:
+    return _caller_of(None)
 
 
 # -- CSRF ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge
 from pytest_prodready.family import Family
-from pytest_prodready.identities import Identity, identities, read_probe
+from pytest_prodready.identities import Identity, fetch_as, identities, read_probe
 from pytest_prodready.similarity import DEFAULT_THRESHOLD, error_phrases, likeness
 from pytest_prodready.target import Probe
 
@@ -84,18 +84,28 @@ def _threshold(settings: Settings) -> float:
 
 
 # -- probes -----------------------------------------------------------------------------------
+def _prefetchable(*people: Identity) -> bool:
+    # An identity with a login flow has no credential before her judge logs her in.
+    return not any(who.needs_login for who in people)
+
+
 def _cross_probes(settings: Settings, path: str) -> dict[str, Probe]:
     probes: dict[str, Probe] = {}
     for owner, other in _owned_pairs(settings, path):
-        probes[f"read:{owner.name}"] = read_probe(owner, path)
-        probes[f"read:{other.name}"] = read_probe(other, path)
+        if _prefetchable(owner):
+            probes[f"read:{owner.name}"] = read_probe(owner, path)
+        if _prefetchable(other):
+            probes[f"read:{other.name}"] = read_probe(other, path)
     return probes
 
 
 def _spoof_probes(settings: Settings, path: str) -> dict[str, Probe]:
     probes: dict[str, Probe] = {}
     for owner, other in _pairs(settings, path):
-        probes[f"read:{owner.name}"] = read_probe(owner, path)
+        if _prefetchable(owner):
+            probes[f"read:{owner.name}"] = read_probe(owner, path)
+        if not _prefetchable(other):
+            continue
         probes[f"read:{other.name}"] = read_probe(other, path)
         for header in spoof_headers(settings):
             value = spoof_value(header, owner)
@@ -124,7 +134,7 @@ def baseline_problem(ex: Exchange) -> str | None:
 
 
 def _baseline(ctx: Context, owner: Identity, path: str) -> Exchange:
-    ex = ctx.fetch(read_probe(owner, path))
+    ex = fetch_as(ctx, owner, path)
     problem = baseline_problem(ex)
     if problem:
         raise CannotJudge(f"{owner.name}'s own read of {path} {problem}: without a clean 2xx "
@@ -167,7 +177,7 @@ def cross_tenant_denied(ctx: Context) -> None:
     owner = pairs[0][0]
     owner_ex = _baseline(ctx, owner, path)
     threshold = _threshold(ctx.settings)
-    reads = {other.name: judge_read(owner_ex, ctx.fetch(read_probe(other, path)), threshold)
+    reads = {other.name: judge_read(owner_ex, fetch_as(ctx, other, path), threshold)
              for _, other in pairs}
     leaked = {name: r for name, r in reads.items() if r.leaked}
     if leaked:
@@ -200,12 +210,12 @@ def header_spoofing_ignored(ctx: Context) -> None:
         except CannotJudge as exc:
             undecided.append(str(exc))
             continue
-        plain = judge_read(owner_ex, ctx.fetch(read_probe(other, path)), threshold)
+        plain = judge_read(owner_ex, fetch_as(ctx, other, path), threshold)
         for header in spoof_headers(ctx.settings):
             value = spoof_value(header, owner)
             if value is None:
                 continue
-            ex = ctx.fetch(read_probe(other, path, {header: value}))
+            ex = fetch_as(ctx, other, path, {header: value})
             spoofed = judge_read(owner_ex, ex, threshold)
             what = f"{other.name} with {header}: {value}"
             if not spoofed.leaked:
@@ -234,9 +244,14 @@ def _validate(settings: Settings) -> None:
     problems: list[tuple[str, str]] = []
     table = settings.get("identities") or {}
     for name, entry in table.items():
-        if not (entry.get("token_env") or entry.get("cookie_env")):
-            problems.append((f"identities.{name}", "set token_env or cookie_env: an identity "
-                                                   "needs a credential to speak as her"))
+        if not (entry.get("token_env") or entry.get("cookie_env") or entry.get("login")):
+            problems.append((f"identities.{name}", "set token_env, cookie_env or a login table: "
+                                                   "an identity needs a credential to speak as her"))
+        login = entry.get("login") or {}
+        if login and bool(login.get("token_pointer")) == bool(login.get("cookie")):
+            problems.append((f"identities.{name}.login", "set token_pointer (the token in the "
+                                                         "JSON answer) or cookie (its name), one "
+                                                         "of them"))
     known = ", ".join(sorted(table)) or "none"
     for i, entry in enumerate(settings.get("ownership") or ()):
         if entry.get("owner") not in table:
@@ -254,6 +269,12 @@ FAMILY = Family(
         "identities": schema.TableOf(schema.Table({
             "token_env": schema.env_name, "cookie_env": schema.env_name,
             "tenant": schema.header_value, "user_id": schema.header_value,
+            "login": schema.Table({
+                "endpoint": schema.endpoint, "username_env": schema.env_name,
+                "password_env": schema.env_name, "username_field": schema.string,
+                "password_field": schema.string, "form": schema.boolean,
+                "token_pointer": schema.string, "cookie": schema.string,
+            }, required=("endpoint", "password_env")),
         })),
         "ownership": schema.ArrayOf(schema.Table({"path": schema.path, "owner": schema.string},
                                                  required=("path", "owner"))),

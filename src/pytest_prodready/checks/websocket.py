@@ -24,7 +24,7 @@ from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.auth import _random_jwt
 from pytest_prodready.exceptions import CannotJudge, ConfigError
 from pytest_prodready.family import Family
-from pytest_prodready.identities import identity
+from pytest_prodready.identities import ensure_credential, identity
 from pytest_prodready.masking import Masker
 
 Outcome = Literal["refused", "closed", "accepted", "error"]
@@ -161,6 +161,7 @@ def auth_required(ctx: Context) -> None:
         person = identity(ctx.settings, str(who))
         if person.credential is None:
             raise CannotJudge(f"identity {who!r} has no credential set")
+        ensure_credential(target, person)
         control = run(f"as {who} (the positive control)", ws_url(target.base_url, path),
                       target.credential_headers(person.credential))
     forged = [run(how, url, headers) for how, url, headers in _forged(path, target.base_url)]

@@ -590,6 +590,25 @@ def cmd_catalogue(args: argparse.Namespace, passthrough: list[str]) -> int:
     return EXIT_READY
 
 
+def cmd_init(args: argparse.Namespace, passthrough: list[str]) -> int:
+    from pytest_prodready.exceptions import ConfigError
+    from pytest_prodready.init import InitError, init
+
+    directory = Path(args.directory)
+    try:
+        written = init(directory, args.from_openapi)
+    except InitError as exc:
+        say("init", str(exc))
+        return EXIT_USAGE
+    except ConfigError as exc:  # our generator's bug, said plainly
+        say("init", f"the generated config does not validate: {exc}")
+        return EXIT_USAGE
+    for path in written:
+        print(f"prodready init: wrote {path}")
+    print("prodready init: review the lines marked REVIEW, then run: pytest --prodready")
+    return EXIT_READY
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prodready", description="Production-readiness checks against a live URL.",
@@ -628,6 +647,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-v", "--verbose", action="store_true",
                       help="show the demo's config, every check and each failure's evidence")
     demo.set_defaults(func=cmd_demo)
+
+    init = sub.add_parser(
+        "init", help="write a starter prodready.toml and tests/prodready/test_smoke.py",
+        description="Write a starter prodready.toml (protected operations from an OpenAPI spec, "
+                    "health endpoints guessed, auth and webhooks stubbed with *_env names) and "
+                    "tests/prodready/test_smoke.py. Refuses to overwrite either file.")
+    init.add_argument("--from-openapi", metavar="URL|FILE", default=None,
+                      help="an OpenAPI 3 or Swagger 2 spec (JSON or YAML), a file or an http(s) URL")
+    init.add_argument("--dir", dest="directory", metavar="DIR", default=".",
+                      help="where to write (default: the current directory)")
+    init.set_defaults(func=cmd_init)
 
     cat = sub.add_parser("catalogue", help="print the check catalogue (Markdown)")
     cat.set_defaults(func=cmd_catalogue)

@@ -65,9 +65,10 @@ def run(images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     monkeypatch.setenv("JWT_SECRET", SECRET)
     made: list[Target] = []
 
-    def runner(check_id: str, variant: str, **overrides: Any) -> Result:
+    def runner(check_id: str, variant: str, env: dict[str, str] | None = None, **overrides: Any) -> Result:
         port = free_port()
-        container = {"image": images[variant], "env": {"PORT": str(port), "APP_ENV": "production"},
+        container = {"image": images[variant],
+                     "env": {"PORT": str(port), "APP_ENV": "production", **(env or {})},
                      "secrets": ["JWT_SECRET"], "port": port, "health_path": "/health",
                      "slow_path": "/cgi-bin/slow?2", "grace_s": 5, "exit_timeout_s": 2,
                      **overrides}
@@ -129,7 +130,36 @@ def test_fails_without_secrets_passes_when_the_app_refuses_to_start(run: Callabl
     result = run("container.fails_without_secrets", "good")
     assert result.outcome == "passed", result.detail
     assert result.message.startswith("without JWT_SECRET it exited with code 1 after ")
-    assert result.message.endswith("its log ends: 'fatal: JWT_SECRET is required'")
+    assert result.message.endswith("its log ends: 'fatal: JWT_SECRET is required'; "
+                                   "with JWT_SECRET it starts (GET /health answers)")
+
+
+def test_fails_without_secrets_without_the_values_here_passes_saying_so(
+        run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal needs no secret values; the positive control does, and says it was not run."""
+    monkeypatch.delenv("JWT_SECRET")
+    result = run("container.fails_without_secrets", "good")
+    assert result.outcome == "passed", result.detail
+    assert result.message.endswith("; not compared with a start with JWT_SECRET (not set here)")
+
+
+def test_fails_without_secrets_fails_when_the_app_exits_0(run: Callable[..., Result]) -> None:
+    result = run("container.fails_without_secrets", "good", env={"SECRET_POLICY": "exit0"})
+    assert result.outcome == "failed", result.message
+    assert result.message.endswith("exited with code 0 without JWT_SECRET: refusing to start "
+                                   "must exit non-zero, so the deploy fails")
+    assert "JWT_SECRET is not set; nothing to do" in result.detail
+
+
+def test_fails_without_secrets_cannot_judge_an_image_that_never_starts(
+        run: Callable[..., Result]) -> None:
+    """Exit 2 without the secret, and exit 2 with it: a crash, not a refusal; never a pass."""
+    result = run("container.fails_without_secrets", "good", env={"SECRET_POLICY": "crash"})
+    assert result.outcome == "error", result.message
+    assert result.message.startswith("cannot judge: it also fails to start WITH JWT_SECRET, so its "
+                                     "exit without them proves nothing: ")
+    assert "exited with code 2 before it answered" in result.message
+    assert "'fatal: cannot open /data/app.db'" in result.message
 
 
 def test_fails_without_secrets_fails_when_the_app_falls_back(run: Callable[..., Result]) -> None:

@@ -233,8 +233,25 @@ def fails_without_secrets(ctx: Context) -> None:
         if code == 0:
             fail(ctx, f"{svc.spec.image} exited with code 0 without {names}: refusing to start "
                       "must exit non-zero, so the deploy fails", svc)
-        ctx.passed(f"without {names} it exited with code {code} after {took:.2f} s; its log "
-                   f"ends: {svc.last_log_line()}")
+        refused = f"without {names} it exited with code {code} after {took:.2f} s; its log " \
+                  f"ends: {svc.last_log_line()}"
+    ctx.passed(f"{refused}; {positive_control(ctx, names)}")
+
+
+def positive_control(ctx: Context, names: str) -> str:
+    """With its secrets the same image must start: else the exit was a crash, not a refusal."""
+    try:
+        spec = ServiceSpec.from_settings(ctx.settings, with_secrets=True)
+    except CannotJudge:
+        return f"not compared with a start with {names} (not set here)"
+    with started(ctx) as svc:
+        try:
+            svc.wait_healthy()
+        except CannotJudge as exc:
+            raise CannotJudge(f"it also fails to start WITH {names}, so its exit without them "
+                              f"proves nothing: {exc}") from None
+        where = f"GET {spec.health_path}" if spec.health_path else f"port {spec.port}"
+        return f"with {names} it starts ({where} answers)"
 
 
 def _hosts(settings: Settings) -> list[str]:

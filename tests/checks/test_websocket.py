@@ -73,6 +73,9 @@ def test_fails_when_anyone_may_connect(starlette_url: str, target: Callable[...,
                                      "and sent 'hello, whoever you are')")
     facts = [f["outcome"] for f in result.evidence()]
     assert facts == ["accepted", "accepted", "accepted"]
+    assert f"> WebSocket {starlette_url.replace('http', 'ws')}/ws/open (without credentials)" \
+        in result.detail
+    assert "< opened and sent 'hello, whoever you are'" in result.detail
 
 
 def test_fails_when_a_forged_token_gets_in(starlette_url: str, target: Callable[..., Target]) -> None:

@@ -22,7 +22,7 @@ from urllib.parse import urlencode, urlsplit
 from pytest_prodready import schema
 from pytest_prodready.checking import Context, check
 from pytest_prodready.checks.auth import _random_jwt
-from pytest_prodready.exceptions import CannotJudge, ConfigError
+from pytest_prodready.exceptions import CannotJudge, CheckFailure, ConfigError
 from pytest_prodready.family import Family
 from pytest_prodready.identities import ensure_credential, identity
 from pytest_prodready.masking import Masker
@@ -170,8 +170,13 @@ def auth_required(ctx: Context) -> None:
         raise CannotJudge(f"{path}: {broken[0].error}")
     accepted = [a for a in forged if not a.refused]
     if accepted:
-        ctx.fail(f"{path} accepted a WebSocket "
-                 + "; ".join(f"{a.how} ({a.describe()})" for a in accepted))
+        message = f"{path} accepted a WebSocket " + "; ".join(f"{a.how} ({a.describe()})"
+                                                             for a in accepted)
+        # The evidence is the handshakes (facts, not HTTP exchanges): shown like exchanges.
+        shown = [f"[{ctx.spec.id}] {message}", f"Fix: {ctx.spec.remediation}"]
+        shown += ["\n" + a.render() for a in ([control] if control else []) + forged]
+        raise CheckFailure(message, remediation=ctx.spec.remediation, check_id=ctx.spec.id,
+                           rendered=target.masker.text("\n".join(shown)))
     if control is not None and not control.outcome == "accepted":
         raise CannotJudge(f"{path} refused {who} too ({control.describe()}): the refusals prove "
                           "nothing; check the path and her credential")

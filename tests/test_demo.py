@@ -90,6 +90,12 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "network.ports_closed": ("skipped", "not configured: set network.host"),
     "network.redis_requires_auth": ("skipped", "not configured: set network.redis"),
     "network.postgres_requires_tls": ("skipped", "not configured: set network.postgres"),
+    # dns: the demo configures no domain
+    "dns.resolves": ("skipped", "not configured: set dns.domain"),
+    "dns.caa": ("skipped", "not configured: set dns.domain"),
+    "dns.spf": ("skipped", "not configured: set dns.domain"),
+    "dns.dmarc": ("skipped", "not configured: set dns.domain"),
+    "dns.dangling_cname": ("skipped", "not configured: set dns.names"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
     # authz: the demo configures no identities

@@ -413,3 +413,26 @@ def assert_every_operation_requires_auth(target: Target, spec: str | None = None
 
     source = spec_source(spec, "spec") if spec else str(target.settings.get("openapi") or "")
     assert_check(target, "openapi.operations_require_auth", source, openapi=source or None)
+
+
+# -- DNS -----------------------------------------------------------------------------------
+def _dns(target: Target, **values: object) -> dict[str, object]:
+    return {**dict(target.settings.get("dns") or {}), **values}
+
+
+def assert_dns_records(target: Target, domain: str, *, mail: bool = True, caa: bool = True) -> None:
+    """`domain` resolves, has a restricting CAA set (caa=True), one valid SPF record and
+    DMARC p=quarantine/reject (mail=True); asked of dns.nameserver or the system resolver."""
+    __tracebackhide__ = True
+    domain = schema.hostname(domain, "domain")
+    view = target.scoped(dns=_dns(target, domain=domain, mail=bool(mail), expect_caa=bool(caa)))
+    checks = ["dns.resolves"] + (["dns.caa"] if caa else []) + (["dns.spf", "dns.dmarc"] if mail else [])
+    _raise_for(run_check(c, view, domain.rstrip(".").lower()) for c in checks)
+
+
+def assert_no_dangling_cnames(target: Target, *names: str) -> None:
+    """No CNAME among `names` points at a name that does not resolve (takeover risk)."""
+    __tracebackhide__ = True
+    listed = [schema.hostname(n, "name").rstrip(".").lower() for n in names]
+    view = target.scoped(dns=_dns(target, names=listed))
+    _raise_for(run_check("dns.dangling_cname", view, n) for n in listed)

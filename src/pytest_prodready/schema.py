@@ -630,10 +630,6 @@ CORE_FIELDS: dict[str, Any] = {
 # key that silently does nothing is worse than an error). When a family lands, move its
 # entry into _BASE_FIELDS above; the schema is already written.
 PLANNED: dict[str, Any] = {
-    "dns": Table({
-        "domain": hostname, "expect_caa": boolean, "mail": boolean, "nameserver": host_port,
-        "names": list_of(hostname), "expect": list_of(string),
-    }),
 }
 
 _SCHEMAS: dict[str, Table] = {}

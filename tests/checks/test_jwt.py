@@ -267,3 +267,32 @@ def test_helpers_pass_on_correct_and_raise_on_the_defect(app: Callable[[str], Jw
     assert all(f.token not in str(caught.value) for f in tokens.alg_none(served.token))
     with pytest.raises(CheckFailure, match="weak secret"):
         assert_rejects_forged_tokens(target(app("weak")), "/api/me")
+
+
+# -- masking, end to end --------------------------------------------------------------------
+def test_forged_tokens_are_masked_in_every_output_of_a_run(
+        app: Callable[[str], JwtApp], pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytest --prodready run against the no-verify service, which echoes each token it
+    takes in a response header: the terminal, JUnit XML and JSON report show failures, and
+    neither the configured token nor any forged one (nor its signature)."""
+    served = app("noverify")
+    monkeypatch.setenv("PRODREADY_TEST_JWT", served.token)
+    pytester.makefile(".toml", prodready=f'base_url = "{served.url}"\nprotected = ["/api/me"]\n'
+                                         '[auth]\ntoken_env = "PRODREADY_TEST_JWT"\n')
+    result = pytester.runpytest_subprocess("--prodready", "--prodready-only", "jwt", "-p", "no:cacheprovider",
+                                           "-p", "no:xdist", "-v", "--junitxml=j.xml",
+                                           "--prodready-report", "out.json", timeout=120)
+    out = result.stdout.str() + result.stderr.str()
+    assert "jwt.alg_none_rejected" in out and "FAILED" in out, out
+    assert "X-Debug-Token: ****" in out
+    written = "".join(p.read_text(errors="replace") for p in (pytester.path / "j.xml",
+                                                              pytester.path / "out.json"))
+    assert "accepted 8 of 8 forged tokens" in written
+    forged = [*tokens.alg_none(served.token), tokens.tampered(served.token), tokens.foreign_key(served.token),
+              tokens.empty_signature(served.token), *tokens.kid_injections(served.token),
+              *tokens.weak_secret_signed(served.token, tokens.weak_secrets()[:10])]
+    for text in (out, written):
+        assert served.token not in text
+        assert served.token.split(".")[2] not in text
+        for item in forged:
+            assert item.token not in text, item.name

@@ -145,7 +145,9 @@ def make_app(state: JwtApp) -> Flask:
             return refuse(type(exc).__name__)
         body = {"user": claims.get("sub"), "name": claims.get("name"), "tenant": claims.get("tenant"),
                 "orders": [{"id": 1001, "total": "12.50"}, {"id": 1002, "total": "99.00"}]}
-        return Response(json.dumps(body), mimetype="application/json")
+        # A debug header echoing the token it took: masking must hold for forged tokens too.
+        return Response(json.dumps(body), mimetype="application/json",
+                        headers={"X-Debug-Token": value.removeprefix("Bearer ")})
 
     @app.route("/.well-known/jwks.json")
     def jwks() -> Response:

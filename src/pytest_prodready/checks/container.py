@@ -170,18 +170,25 @@ def graceful_shutdown(ctx: Context) -> None:
             still_accepting = slow.is_alive()
             if still_accepting:
                 run.event("new connections still accepted 1 s after SIGTERM")
-        slow.join(grace + 6)
+        # Everything must be over by the end of the grace period: the request answered and
+        # the process gone (the orchestrator SIGKILLs then).
+        slow.join(max(0.0, grace - (time.monotonic() - sent)))
         code = svc.wait_exit(max(0.0, grace - (time.monotonic() - sent)))
         took = time.monotonic() - sent
+        unfinished = slow.is_alive()
         answered = slow.answer
         if answered is not None:
             run.event(f"the in-flight request answered {answered.status} "
                       f"{slow.ended - sent:.2f} s after SIGTERM")
+        elif unfinished:
+            run.event("the in-flight request had no answer at the end of the grace period")
         else:
             run.event(f"the in-flight request got no answer: {slow.error}")
         svc.collect_logs()
         problems = []
-        if answered is None:
+        if unfinished:
+            problems.append(f"the in-flight GET {slow_path} had no answer {grace:g} s after SIGTERM")
+        elif answered is None:
             problems.append(f"the in-flight GET {slow_path} was cut ({slow.error})")
         elif answered.status >= 500:
             problems.append(f"the in-flight GET {slow_path} answered {answered.status}")

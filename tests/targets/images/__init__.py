@@ -82,7 +82,8 @@ def ensure_images(client: Any) -> dict[str, str]:
     base = f"{REPO}/base:{digest}"
     with LOCK.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        have = {tag for image in client.images.list(name=REPO) for tag in image.tags}
+        have = {tag for image in client.images.list() for tag in image.tags
+                if tag.startswith(f"{REPO}/")}
         if base not in have:
             repository, tag = base.split(":")
             client.api.import_image_from_data(rootfs_tar(), repository=repository, tag=tag,

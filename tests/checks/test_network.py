@@ -221,7 +221,7 @@ def test_postgres_without_tls_accepting_trust_fails(postgres: dict[str, Postgres
     assert result.outcome == "failed"
     assert result.message == (f"{server.endpoint} does not offer TLS at all (SSLRequest answered 'N') "
                               "but accepted a plain-text startup and asked for no password at all "
-                              "(trust): passwords and data can cross the network unencrypted")
+                              "(trust): queries and data cross the network unencrypted")
     assert "* postgres " + server.endpoint + ": sent SSLRequest" in result.detail
 
 

@@ -121,7 +121,7 @@ def fail(ctx: Context, message: str) -> NoReturn:
     """The failure, with the wire evidence in the detail (facts are masked when made)."""
     masker = ctx.target.masker
     lines = [f"[{ctx.spec.id}] {masker.text(message)}", f"Fix: {ctx.spec.remediation}"]
-    lines += ["\n" + masker.text(fact.render()) for fact in ctx.facts]
+    lines += ["", *(masker.text(fact.render()) for fact in ctx.facts)]
     raise CheckFailure(message, (), remediation=ctx.spec.remediation, check_id=ctx.spec.id,
                        rendered="\n".join(lines))
 
@@ -412,9 +412,10 @@ def postgres_requires_tls(ctx: Context) -> None:
                    f"before authentication: {message.fields.get('M', '')}")
         return
     if message.kind == "R":
-        fail(ctx, f"{endpoint} {tls} but accepted a plain-text startup and asked for "
-                  f"{PG_AUTH.get(message.auth or 0, f'auth method {message.auth}')}: passwords and "
-                  "data can cross the network unencrypted")
+        method = PG_AUTH.get(message.auth or 0, f"auth method {message.auth}")
+        password = ", and the password with them" if message.auth == 3 else ""
+        fail(ctx, f"{endpoint} {tls} but accepted a plain-text startup and asked for {method}: "
+                  f"queries and data cross the network unencrypted{password}")
     code = message.fields.get("C", "")
     if message.kind == "E" and code in ("28000", "28P01", "3D000"):
         # Past pg_hba.conf: the role, its password or the database was judged, so a

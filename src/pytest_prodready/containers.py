@@ -19,7 +19,8 @@ import importlib
 import os
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -169,6 +170,11 @@ class Service:
         return self
 
     @property
+    def url(self) -> str:
+        """The service's base URL on the host network."""
+        return f"http://{LOOPBACK}:{self.spec.port}"
+
+    @property
     def wrapped(self) -> Any:
         return self._tc.get_wrapped_container()
 
@@ -293,3 +299,65 @@ def is_root_user(user: str) -> bool:
     """An image config User that means root: empty, 'root', '0', or with group ':...'."""
     name = user.strip().split(":", 1)[0]
     return name in ("", "root", "0")
+
+
+@contextmanager
+def running(settings: Settings, masker: Masker | None = None) -> Iterator[Service]:
+    """The configured image, started with its env and secrets and healthy; removed after.
+
+    For scripts and fixtures: `with running(settings) as svc: ... svc.url ...`.
+    """
+    spec = ServiceSpec.from_settings(settings)
+    svc = service(spec, masker if masker is not None else settings.masker())
+    try:
+        svc.start()
+        svc.wait_healthy()
+        yield svc
+    finally:
+        svc.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m pytest_prodready.containers [--config PATH] [-- PYTEST_ARGS]`: start the
+    configured image, run `pytest --prodready` (the whole built-in suite and your prodready
+    tests) against it, print its logs when the run fails, remove it."""
+    import argparse
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pytest_prodready.config import Overrides, load_settings
+    from pytest_prodready.exceptions import ConfigError
+
+    parser = argparse.ArgumentParser(prog="python -m pytest_prodready.containers",
+                                     description=main.__doc__)
+    parser.add_argument("--config", help="config file (default: prodready.toml or pyproject.toml)")
+    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(Path.cwd(), Overrides(config_path=args.config))
+    except ConfigError as exc:
+        print(f"prodready: {exc}", file=sys.stderr)
+        return 4
+    if not settings.get("container.image"):
+        print("prodready: set container.image (and container.port, container.health_path) to run "
+              "the suite against an image", file=sys.stderr)
+        return 4
+    masker = settings.masker()
+    try:
+        with running(settings, masker) as svc:
+            print(f"prodready: {svc.spec.image} is healthy at {svc.url}", flush=True)
+            config = ["--prodready-config", args.config] if args.config else []
+            code = subprocess.call([sys.executable, "-m", "pytest", "--prodready",
+                                    "--prodready-url", svc.url, *config, *args.pytest_args])
+            if code != 0:
+                svc.collect_logs()
+                print(f"\nprodready: the container's logs (last lines):\n{svc.run.log_tail()}", flush=True)
+            return code
+    except CannotJudge as exc:
+        print(f"prodready: cannot run the image: {masker.text(str(exc))}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,9 @@ def run(images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
     monkeypatch.setenv("JWT_SECRET", SECRET)
     made: list[Target] = []
 
-    def runner(check_id: str, variant: str, env: dict[str, str] | None = None, **overrides: Any) -> Result:
-        port = free_port()
+    def runner(check_id: str, variant: str, env: dict[str, str] | None = None,
+               port: int | None = None, **overrides: Any) -> Result:
+        port = port or free_port()
         container = {"image": images[variant],
                      "env": {"PORT": str(port), "APP_ENV": "production", **(env or {})},
                      "secrets": ["JWT_SECRET"], "port": port, "health_path": "/health",
@@ -184,3 +186,73 @@ def test_no_engine_is_one_clear_message(check_id: str, run: Callable[..., Result
         f"cannot judge: no Docker engine answers at unix://{tmp_path}/docker.sock (no such "
         "socket): install docker.io and start dockerd (as root: dockerd --bridge=none "
         "--iptables=false, or scripts/start-dockerd.sh), or set DOCKER_HOST")
+
+
+def test_a_busy_port_cannot_be_judged(run: Callable[..., Result]) -> None:
+    """Something already listens on container.port: its answers would pass for the image's."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("container.non_root", "root", port=port)
+    assert result.outcome == "error"
+    assert result.message == (f"cannot judge: 127.0.0.1:{port} (container.port) is already in use: "
+                              "the container checks start their own container there; stop what "
+                              "listens (or run these checks in a run of their own)")
+
+
+def test_the_whole_suite_runs_against_the_image(images: dict[str, str], tmp_path: Path) -> None:
+    """python -m pytest_prodready.containers: the image started, pytest --prodready against it,
+    the container's logs printed after a failing run, the container removed."""
+    port = free_port()
+    (tmp_path / "prodready.toml").write_text(f"""
+health = ["/health"]
+[container]
+image = "{images['good']}"
+env = {{ PORT = "{port}" }}
+secrets = ["JWT_SECRET"]
+port = {port}
+health_path = "/health"
+""")
+    done = subprocess.run([sys.executable, "-m", "pytest_prodready.containers", "--",
+                           "-p", "no:cacheprovider", "-p", "no:xdist", "--prodready-only", "health"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "JWT_SECRET": SECRET})
+    assert done.returncode == 1, done.stdout + done.stderr  # health.version_exposed fails
+    assert f"is healthy at http://127.0.0.1:{port}" in done.stdout
+    assert f"target: http://127.0.0.1:{port}" in done.stdout
+    assert "1 failed, 1 passed" in done.stdout
+    assert f"the container's logs (last lines):\nlistening on 127.0.0.1:{port} as uid 1000" in done.stdout
+    left = [c for c in engine().containers.list(all=True)
+            if f"PORT={port}" in (c.attrs.get("Config", {}).get("Env") or [])]
+    assert not left
+
+
+def test_without_an_engine_the_rest_of_the_suite_runs(tmp_path: Path) -> None:
+    """A whole --prodready --prodready-active run with no engine: each container check is one
+    'cannot judge' line naming what is missing, no traceback, and the health check still runs."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    from tests.targets.webapp import serve
+
+    with serve() as served:
+        (tmp_path / "prodready.toml").write_text(f"""
+base_url = "{served.url}"
+health = ["/api/health"]
+[container]
+image = "myapp:1.0"
+secrets = ["JWT_SECRET"]
+port = {port}
+slow_path = "/slow"
+""")
+        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               "--prodready", "--prodready-active", "--prodready-only",
+                               "container,health", "-rA"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "JWT_SECRET": SECRET,
+                                   "DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    out = done.stdout
+    assert "Traceback" not in out and "docker.errors" not in out, out
+    assert out.count(f"no Docker engine answers at unix://{tmp_path}/none.sock (no such socket)") >= 3, out
+    assert "PASSED prodready::health.endpoint_ok" in out, out

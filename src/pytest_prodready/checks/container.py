@@ -56,6 +56,11 @@ def started(ctx: Context, *, with_secrets: bool = True) -> Iterator[Service]:
     ctx.target.guard(engine_host())
     ctx.target.guard(LOOPBACK)
     spec = ServiceSpec.from_settings(ctx.settings, with_secrets=with_secrets)
+    if accepts(spec.port):
+        # Health polls would be answered by whatever listens there, not by the image.
+        raise CannotJudge(f"{LOOPBACK}:{spec.port} (container.port) is already in use: the "
+                          "container checks start their own container there; stop what listens "
+                          "(or run these checks in a run of their own)")
     svc = service(spec, ctx.target.masker)
     ctx.add_fact(svc.run)
     try:

@@ -96,6 +96,8 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "dns.spf": ("skipped", "not configured: set dns.domain"),
     "dns.dmarc": ("skipped", "not configured: set dns.domain"),
     "dns.dangling_cname": ("skipped", "not configured: set dns.names"),
+    # default credentials: the demo is no admin product, so no login is tried
+    "exposure.default_credentials": ("skipped", "no Grafana at /login"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
     # authz: the demo configures no identities

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,9 +73,11 @@ class Counting:
 
 
 @contextmanager
-def serve_api(spec: dict[str, Any], open_paths: tuple[str, ...] = ()) -> Iterator[Counting]:
+def serve_api(spec: dict[str, Any], open_paths: tuple[str, ...] = (),
+              delay_s: float = 0) -> Iterator[Counting]:
     """Serves the spec at /openapi.json; every /api/v1 call needs a Bearer token, except the
-    concrete paths starting with one of `open_paths` (the defect)."""
+    concrete paths starting with one of `open_paths` (the defect). `delay_s`: added latency
+    per /api/v1 call (the benchmark)."""
     state = Counting()
     app = Flask("openapi_sweep")
 
@@ -86,6 +89,8 @@ def serve_api(spec: dict[str, Any], open_paths: tuple[str, ...] = ()) -> Iterato
     def api(rest: str) -> Response:
         with state.lock:
             state.seen.append((request.method, request.path))
+        if delay_s:
+            time.sleep(delay_s)
         if request.path.startswith(open_paths):
             return Response(json.dumps({"id": rest, "secret_note": "anyone can read this"}),
                             mimetype="application/json")

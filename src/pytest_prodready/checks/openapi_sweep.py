@@ -106,12 +106,14 @@ def operations_require_auth(ctx: Context) -> None:
                  f"({len(optional)} with optional auth): nothing to sweep")
     writes = bool(ctx.settings.active or ctx.settings.get("openapi_sweep.allow_writes"))
     sent = [op for op in secured if op.safe or writes]
-    held = [op for op in secured if op not in sent]
+    held = [op for op in secured if not (op.safe or writes)]
     refused = frozenset(ctx.settings.get("openapi_sweep.refused") or DEFAULT_REFUSED)
     probes = {op: anonymous_probe(op.endpoint) for op in sent}
     exchanges = dict(zip(list(dict.fromkeys(probes.values())),
                          ctx.target.fetch_many(probes.values()), strict=True))
-    ctx.exchanges.extend(ex for ex in exchanges.values() if ex not in ctx.exchanges)
+    # The spec's own fetch is the only exchange so far: identity is enough (no O(n^2) ==).
+    seen = {id(ex) for ex in ctx.exchanges}
+    ctx.exchanges.extend(ex for ex in exchanges.values() if id(ex) not in seen)
     answered = {op: exchanges[p] for op, p in probes.items()
                 if exchanges[p].status is not None and exchanges[p].status != 429}
     open_ops = [op for op, ex in answered.items() if ex.ok]

@@ -29,7 +29,8 @@ ENTRY_POINT_GROUP = "pytest_prodready.families"
 # The built-in families, in catalogue order (modules of pytest_prodready.checks).
 BUILTIN: tuple[str, ...] = (
     "headers", "cookies", "cors", "auth", "exposure", "errors", "health", "metrics", "tls",
-    "webhooks", "network", "dns", "credentials", "ratelimit", "container", "authz", "csrf", "websocket", "jwt", "perf", "backup",
+    "webhooks", "network", "dns", "credentials",
+    "ratelimit", "container", "authz", "csrf", "websocket", "jwt", "perf", "backup",
     "openapi_sweep",
 )
 

@@ -409,3 +409,13 @@ def test_a_login_table_needs_a_token_pointer_or_a_cookie() -> None:
                    secrets={}, sources={})
     with pytest.raises(ConfigError, match=r"identities\.bob\.login.*token_pointer"):
         FAMILY.validate(bad)
+
+
+def test_spoofing_with_only_tenant_headers_and_no_tenants_is_skipped(
+        tenants: dict[str, tuple[str, Log]], target: Callable[..., Target]) -> None:
+    t = target(tenants["trusts_org"][0], identities={"alice": {"token_env": "ALICE_TOKEN"},
+                                                     "bob": {"token_env": "BOB_TOKEN"}},
+               authz={"list_paths": [LIST], "spoof_headers": ["X-Org-Id"]})
+    result = run_check("authz.header_spoofing_ignored", t, LIST)
+    assert result.outcome == "skipped"
+    assert "set identities.NAME.tenant" in result.message

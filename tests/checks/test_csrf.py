@@ -3,6 +3,7 @@ it; the cross-site write goes out only when the run may write."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
@@ -200,3 +201,40 @@ def test_helpers(csrf_targets: dict[bool, tuple[str, Log]],
     assert_oauth_state_validated(target(oauth_targets[(True, False)]), CALLBACK, start="/login")
     with pytest.raises(AssertionError, match="the state makes no difference"):
         assert_oauth_state_validated(target(oauth_targets[(False, False)]), CALLBACK, start="/login")
+
+
+# -- through the plugin -----------------------------------------------------------------------
+def test_a_plugin_run_reports_the_cross_site_write_with_the_cookie_masked(
+        csrf_targets: dict[bool, tuple[str, Log]], pytester: pytest.Pytester,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pytest --prodready` with csrf.safe_to_call: the write is prefetched once, the failure
+    and the reports never show alice's cookie; without safe_to_call nothing is sent."""
+    url, log = csrf_targets[False]
+    monkeypatch.setenv("ALICE_COOKIE", ALICE_COOKIE)
+    config = f"""
+base_url = "{url}"
+[identities.alice]
+cookie_env = "ALICE_COOKIE"
+[csrf]
+endpoints = ["{SETTINGS}"]
+identity = "alice"
+"""
+    pytester.makefile(".toml", prodready=config + f'safe_to_call = ["{SETTINGS}"]\n')
+    before = len(log.methods("/api/settings"))
+    result = pytester.runpytest("--prodready", "-p", "no:cacheprovider", "--prodready-only", "csrf",
+                                "-rA", "--junitxml=junit.xml", "--prodready-report", "r.json")
+    assert log.methods("/api/settings")[before:] == ["POST"]
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert {c["id"]: c["outcome"] for c in report["checks"]}["csrf.cross_site_post_rejected"] == "failed"
+    texts = ["\n".join(result.outlines + result.errlines), (pytester.path / "junit.xml").read_text(),
+             json.dumps(report)]
+    assert "Cookie: ****" in texts[0]
+    assert all(ALICE_COOKIE.partition("=")[2] not in text for text in texts)
+
+    pytester.makefile(".toml", prodready=config)
+    before = len(log.seen)
+    result = pytester.runpytest("--prodready", "-p", "no:cacheprovider", "--prodready-only", "csrf",
+                                "-rA", "--prodready-report", "r.json")
+    assert all(p != "/api/settings" for _, p, _ in log.seen[before:])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert {c["id"]: c["outcome"] for c in report["checks"]}["csrf.cross_site_post_rejected"] == "skipped"

@@ -148,3 +148,27 @@ def test_helper_the_websocket_refuses_anonymous_clients(
     assert_websocket_requires_auth(target(starlette_url), "/ws/auth", identity="alice")
     with pytest.raises(AssertionError, match="accepted a WebSocket without credentials"):
         assert_websocket_requires_auth(target(starlette_url), "/ws/open")
+
+
+def test_a_plugin_run_records_each_handshake_masked(
+        starlette_url: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALICE_TOKEN", ALICE_TOKEN)
+    pytester.makefile(".toml", prodready=f"""
+base_url = "{starlette_url}"
+[identities.alice]
+token_env = "ALICE_TOKEN"
+[websocket]
+paths = ["/ws/auth", "/ws/open"]
+identity = "alice"
+wait_s = 0.5
+""")
+    result = pytester.runpytest("--prodready", "-p", "no:cacheprovider", "--prodready-only", "ws",
+                                "-rA", "--junitxml=junit.xml", "--prodready-report", "r.json",
+                                "--prodready-report", "r.html")
+    report = json.loads((pytester.path / "r.json").read_text())
+    outcomes = {c["nodeid"].rpartition("[")[2]: c["outcome"] for c in report["checks"]}
+    assert outcomes == {"/ws/auth]": "passed", "/ws/open]": "failed"}, outcomes
+    texts = ["\n".join(result.outlines + result.errlines), (pytester.path / "junit.xml").read_text(),
+             json.dumps(report), (pytester.path / "r.html").read_text()]
+    assert "< opened and sent 'hello, whoever you are'" in texts[0]
+    assert all(ALICE_TOKEN not in text for text in texts)

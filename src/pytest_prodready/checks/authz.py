@@ -232,6 +232,9 @@ def header_spoofing_ignored(ctx: Context) -> None:
     if findings:
         shown = list(dict.fromkeys(ex for _, exs in findings for ex in exs))
         ctx.fail(f"identity headers are trusted: {'; '.join(text for text, _ in findings)}", *shown)
+    if not judged and not undecided:
+        ctx.skip(f"{path}: no spoof header applies (org/tenant headers need the owner's tenant: "
+                 "set identities.NAME.tenant)")
     if not judged:
         raise CannotJudge(f"{path}: no spoofed read could be judged: {'; '.join(undecided)}")
     ctx.passed(f"{path}: {len(judged)} spoofed read(s) changed nothing ({'; '.join(judged[:4])}"

@@ -6,6 +6,9 @@
 # /var/run/prodready-dockerd.pid and its log in /tmp/prodready-dockerd.log.
 set -euo pipefail
 sock=/var/run/docker.sock
+# Two test workers may get here at once: one starts the engine, the other waits for it.
+exec 9>/tmp/prodready-dockerd.lock
+flock 9
 answers() { [ -S "$sock" ] && docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 answers && exit 0
 if [ "$(id -u)" -ne 0 ]; then

@@ -317,6 +317,31 @@ def running(settings: Settings, masker: Masker | None = None) -> Iterator[Servic
         svc.close()
 
 
+def prodready_container_fixture(prodready_settings: Settings) -> Iterator[Service]:
+    """The body of the `prodready_container` fixture (below), testable without pytest."""
+    with running(prodready_settings) as svc:
+        yield svc
+
+
+def _make_fixture() -> Any:
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def prodready_container(prodready_settings: Settings) -> Iterator[Service]:
+        """The configured image, running and healthy for the session (removed after).
+
+        Opt in from a conftest: `from pytest_prodready.containers import prodready_container`;
+        then `prodready_target.scoped(base_url=prodready_container.url)` is a target for it
+        (the run's own base_url must answer: the plugin checks it before any test starts).
+        """
+        yield from prodready_container_fixture(prodready_settings)
+
+    return prodready_container
+
+
+prodready_container = _make_fixture()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m pytest_prodready.containers [--config PATH] [-- PYTEST_ARGS]`: start the
     configured image, run `pytest --prodready` (the whole built-in suite and your prodready

@@ -256,3 +256,58 @@ slow_path = "/slow"
     assert "Traceback" not in out and "docker.errors" not in out, out
     assert out.count(f"no Docker engine answers at unix://{tmp_path}/none.sock (no such socket)") >= 3, out
     assert "PASSED prodready::health.endpoint_ok" in out, out
+
+
+def test_the_fixture_runs_the_image_for_the_users_tests(images: dict[str, str], tmp_path: Path) -> None:
+    """A conftest opts into prodready_container; a user's prodready test reaches the image's
+    service through a scoped view of the plugin's target (same budget, allowlist by the
+    view's base URL, masking); the container is removed at the end of the session."""
+    from tests.targets.webapp import serve
+
+    port = free_port()
+    (tmp_path / "conftest.py").write_text(
+        "from pytest_prodready.containers import prodready_container  # noqa: F401\n")
+    (tmp_path / "test_user.py").write_text("""
+import pytest
+from pytest_prodready.target import Probe
+
+@pytest.mark.prodready(category="health", severity="critical")
+def test_health_of_the_image(prodready_container, prodready_target):
+    image = prodready_target.scoped(base_url=prodready_container.url)
+    assert image.fetch(Probe.get("/health")).status == 200
+""")
+    with serve() as staging:
+        (tmp_path / "prodready.toml").write_text(f"""
+base_url = "{staging.url}"
+[container]
+image = "{images['good']}"
+env = {{ PORT = "{port}" }}
+secrets = ["JWT_SECRET"]
+port = {port}
+health_path = "/health"
+""")
+        done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
+                               "--prodready", "-k", "test_health_of_the_image", "-rA", "test_user.py"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "JWT_SECRET": SECRET})
+    assert "PASSED test_user.py::test_health_of_the_image" in done.stdout, done.stdout + done.stderr
+    left = [c for c in engine().containers.list(all=True)
+            if f"PORT={port}" in (c.attrs.get("Config", {}).get("Env") or [])]
+    assert not left
+
+
+def test_secrets_the_app_logs_are_masked(run: Callable[..., Result]) -> None:
+    """The container's logs are evidence; a secret it prints there is masked like any other."""
+    result = run("container.non_root", "root", env={"LOG_SECRET": "1"})
+    assert result.outcome == "failed"
+    assert "config: JWT_SECRET=" in result.detail  # the log line is there, its value masked
+    assert SECRET not in result.detail
+    assert SECRET not in str(result.evidence())
+
+
+def test_an_image_the_engine_does_not_have_cannot_be_judged(run: Callable[..., Result]) -> None:
+    result = run("container.non_root", "good", image="prodready-test/absent:none")
+    assert result.outcome == "error"
+    assert result.message.startswith("cannot judge: the image 'prodready-test/absent:none' is not "
+                                     "available to the engine (")
+    assert result.message.endswith("): build or pull it first")

@@ -9,6 +9,8 @@
 #   SHUTDOWN=drain          on SIGTERM closes the listener, waits for in-flight requests, exits 0
 #   SHUTDOWN=die            on SIGTERM exits 143 at once, cutting in-flight requests (the defect)
 : "${PORT:=8080}"
+# LOG_SECRET=1: the app logs its secret at start (a leak the evidence must mask).
+[ "$LOG_SECRET" = 1 ] && echo "config: JWT_SECRET=$JWT_SECRET" >&2
 if [ "$SECRET_POLICY" = crash ]; then
   echo "fatal: cannot open /data/app.db" >&2
   exit 2

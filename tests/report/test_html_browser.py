@@ -119,8 +119,22 @@ def sample_card() -> Any:
         rec("metrics.prometheus_valid", "medium", "skipped", message="not configured: set metrics.path"),
         rec("headers.referrer_policy", "low", "waived", "/",
             waiver={"reason": "legacy clients", "expires": "2999-01-01", "active": True}),
+        rec("perf.latency_budget", "high", "failed", "GET /api/health",
+            message="p95 412.0 ms over the budget of 200 ms", evidence=[latency_fact()]),
     ]
     return card_of(records)
+
+
+def latency_fact() -> dict[str, Any]:
+    """An evidence item shaped like perf's Distribution.to_dict()."""
+    counts = [2, 9, 20, 11, 4, 1, 0, 0, 1, 2]
+    return {"kind": "latency", "endpoint": "GET /api/health", "requests": 50, "warmup": 5,
+            "concurrency": 4, "errors": 0, "error_rate": 0.0, "error_statuses": [],
+            "percentile_method": "nearest-rank on raw samples", "p50_ms": 61.0, "p95_ms": 412.0,
+            "p99_ms": 455.5, "min_ms": 12.0, "max_ms": 455.5, "mean_ms": 90.1,
+            "samples_ms": [12.0] * 50,
+            "histogram": [{"from_ms": 12.0 + 44.35 * i, "to_ms": 12.0 + 44.35 * (i + 1), "count": c}
+                          for i, c in enumerate(counts)]}
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +152,15 @@ def test_the_rendered_page_shows_verdict_score_blockers_and_categories(
     assert page.text_of["grade"] == "F" and page.text_of["score"].isdigit()
     assert page.title.startswith("prodready: NOT READY")
     categories = [a["data-category"] for a in page.rows("categories")]
-    assert categories == ["cors", "headers", "metrics", "tls"]
-    assert "Blockers (2 checks, 3 findings)" in page.text_of["blockers-section"]
+    assert categories == ["cors", "headers", "metrics", "perf", "tls"]
+    assert "Blockers (3 checks, 4 findings)" in page.text_of["blockers-section"]
     blockers = [a for tag, a in page.elements if tag == "li" and "data-check" in a]
-    assert [b["data-check"] for b in blockers] == ["cors.unknown_origin_rejected", "headers.hsts"]
+    assert [b["data-check"] for b in blockers] == ["cors.unknown_origin_rejected", "headers.hsts",
+                                                   "perf.latency_budget"]
     assert "fix: Only allow listed origins." in page.text_of["blockers-section"]
     # Our script ran: the filters (hidden for a reader without JavaScript) are shown.
     assert "hidden" not in page.by_id("filters")
-    assert page.text_of["shown"] == "7 of 7 checks shown"
+    assert page.text_of["shown"] == "8 of 8 checks shown"
     # Without a fragment no evidence is open, yet all of it is in the document.
     assert not any("open" in a for tag, a in page.elements if tag == "details")
     assert "< Access-Control-Allow-Origin: https://evil.example" in page.text_of["evidence-0"]
@@ -162,10 +177,24 @@ def test_a_failing_checks_evidence_opens_from_its_link(sample_page: Path, tmp_pa
     assert "< 200 OK" in evidence
     assert not any("open" in a for tag, a in page.elements
                    if tag == "details" and a.get("id") != "evidence-0")
-    # And a screenshot of that state is a real picture (looked at by hand when changed).
+    # And a screenshot is a real picture (looked at by hand when the page changes). Taken
+    # at the top: headless Chromium paints a page scrolled to a fragment only in part.
     shot = tmp_path / "report.png"
-    browser(sample_page.as_uri() + "#check-0", tmp_path, f"--screenshot={shot}", "--window-size=1280,2000")
+    browser(sample_page.as_uri(), tmp_path, f"--screenshot={shot}", "--window-size=1280,2000")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_where_latency_checks_ran_the_page_draws_their_histograms(sample_page: Path, tmp_path: Path) -> None:
+    page = Dom(dom(sample_page, tmp_path))
+    table = page.text_of["latency"]
+    assert "GET /api/health" in table and "412.0" in table and "455.5" in table
+    bars = [a for tag, a in page.elements if tag == "span" and (a.get("style") or "").startswith("height:")]
+    assert [b["style"] for b in bars] == [f"height:{round(100 * c / 20)}%" for c in (2, 9, 20, 11, 4, 1)] + [
+        "height:0%", "height:0%", "height:5%", "height:10%"]
+    # The check's own evidence shows the percentiles and a text histogram, not 50 raw samples.
+    row = next(r for r in page.rows("checks") if r["data-category"] == "perf")
+    evidence = page.text_of[str(row["id"]).replace("check-", "evidence-")]
+    assert evidence.count("ms |") == 10 and "p95 412.0 ms" in evidence and "12.0, 12.0" not in evidence
 
 
 def test_filters_preset_from_the_fragment_hide_other_rows(sample_page: Path, tmp_path: Path) -> None:
@@ -173,8 +202,8 @@ def test_filters_preset_from_the_fragment_hide_other_rows(sample_page: Path, tmp
     rows = page.rows("checks")
     shown = [r for r in rows if "hidden" not in r]
     assert [(r["data-outcome"], r["data-severity"]) for r in shown] == [("failed", "critical")] * 2
-    assert len(rows) == 7
-    assert page.text_of["shown"] == "2 of 7 checks shown"
+    assert len(rows) == 8
+    assert page.text_of["shown"] == "2 of 8 checks shown"
 
 
 def hostile_card() -> Any:

@@ -305,6 +305,7 @@ PAGE_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "header
 # Attributes whose values are ours alone (a fixed vocabulary or our own numbers).
 OUR_VALUES = {"class": {"passed", "failed", "error", "skipped", "waived", "critical", "high", "medium",
                         "low", "ready", "not-ready", "big", "msg", "fix", "muted", "num", "bar", "mid",
+                        "hist", "hist-axis",
                         "sev critical", "sev high", "sev medium", "sev low"},
               "data-outcome": {"passed", "failed", "error", "skipped", "waived"},
               "data-severity": {"critical", "high", "medium", "low"}}
@@ -324,7 +325,7 @@ def test_html_report_escapes_every_target_string() -> None:
             elif name == "href":
                 assert re.fullmatch(r"#check-\d+", value or ""), value
             elif name == "style":
-                assert re.fullmatch(r"width:\d+%", value or ""), value
+                assert re.fullmatch(r"(width|height):\d+%", value or ""), value
             else:
                 assert name in ("lang", "charset", "id", "http-equiv", "content", "name", "title",
                                 "scope", "colspan", "hidden", "value", "type", "open",

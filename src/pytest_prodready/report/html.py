@@ -116,6 +116,9 @@ tr.skipped td:first-child,tr.waived td:first-child{color:var(--muted)}
 details summary{cursor:pointer;color:#0969da}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f8fa;border:1px solid var(--line);
 border-radius:6px;padding:.6em;max-height:40em;overflow:auto;font-size:12px}
+.hist{display:flex;align-items:flex-end;gap:1px;height:3em;width:20em;border-bottom:1px solid var(--line)}
+.hist span{flex:1;background:#0969da;min-width:2px}
+.hist-axis{display:flex;justify-content:space-between;width:20em;font-size:.75em;color:var(--muted)}
 form#filters{margin:.5em 0 1em}form#filters label{margin-right:1em}
 #shown{color:var(--muted)}
 .muted{color:var(--muted)}
@@ -151,6 +154,45 @@ def _bar(score: int | None) -> str:
     cls = f' class="{level}"' if level else ""
     # The width is our own integer, never target text.
     return f'<div class="bar" title="{score}/100"><span{cls} style="width:{int(score)}%"></span></div>'
+
+
+def _number(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _histogram(item: Mapping[str, Any]) -> str:
+    bins = [b for b in item.get("histogram") or [] if isinstance(b, Mapping)]
+    counts = [int(b.get("count") or 0) if isinstance(b.get("count"), int) else 0 for b in bins]
+    top = max(counts, default=0) or 1
+    bars = "".join(
+        f'<span title="{_number(b.get("from_ms"))}-{_number(b.get("to_ms"))} ms: {count}" '
+        f'style="height:{max(round(100 * count / top), 1 if count else 0)}%"></span>'
+        for b, count in zip(bins, counts, strict=True))
+    low = _number(bins[0].get("from_ms")) if bins else "-"
+    high = _number(bins[-1].get("to_ms")) if bins else "-"
+    return (f'<div class="hist">{bars}</div><div class="hist-axis"><span>{low} ms</span>'
+            f"<span>{high} ms</span></div>")
+
+
+def _latency(records: list[dict[str, Any]], row_of: Mapping[str, int]) -> str:
+    """Where latency checks ran: each endpoint's percentiles and its histogram."""
+    rows = []
+    for r in records:
+        for item in r.get("evidence") or []:
+            if not isinstance(item, Mapping) or item.get("kind") != "latency":
+                continue
+            rows.append(
+                f'<tr><td><a href="#check-{row_of[r["nodeid"]]}">{esc(item.get("endpoint", ""))}</a></td>'
+                + "".join(f'<td class="num">{_number(item.get(k))}</td>'
+                          for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+                + f'<td class="num">{esc(item.get("errors", 0))}/{esc(item.get("requests", 0))}</td>'
+                f"<td>{_histogram(item)}</td></tr>")
+    if not rows:
+        return ""
+    return ('<section id="latency-section"><h2>Latency</h2><table id="latency"><thead><tr><th>endpoint</th>'
+            '<th class="num">p50 ms</th><th class="num">p95 ms</th><th class="num">p99 ms</th>'
+            '<th class="num">max ms</th><th class="num">errors</th><th>distribution</th></tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></section>')
 
 
 def _select(name: str, values: list[str]) -> str:
@@ -255,5 +297,5 @@ def page(card: Scorecard) -> str:
             '<meta name="referrer" content="no-referrer">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n"
-            f"<body>{head}\n{blockers}\n{categories}\n{checks}\n"
+            f"<body>{head}\n{blockers}\n{categories}\n{_latency(records, row_of)}\n{checks}\n"
             f"<script>{SCRIPT}</script></body></html>\n")

@@ -236,11 +236,33 @@ def evidence_lines(evidence: Iterable[Mapping[str, Any]], limit: int = EVIDENCE_
             certificate = facts.pop("certificate", None) or {}
             lines += [f"tls {k}: {v}" for k, v in facts.items() if v not in (None, "", [])]
             lines += [f"certificate {k}: {v}" for k, v in certificate.items() if v not in (None, "", [])]
+        elif item.get("kind") == "latency":
+            lines += latency_lines(item)
         else:
             lines.append(json.dumps(item, default=str, ensure_ascii=False))
     if len(lines) > limit:
         lines = [*lines[:limit], f"… {len(lines) - limit} more lines in the JSON report"]
     return [strip_control(line) for line in lines]
+
+
+def _ms(value: object) -> str:
+    return f"{value:.1f}" if isinstance(value, (int, float)) else str(value)
+
+
+def latency_lines(item: Mapping[str, Any]) -> list[str]:
+    """A latency distribution (perf's evidence): its percentiles and a text histogram, not
+    its thousands of raw samples (the JSON report keeps those)."""
+    lines = [f"latency of {item.get('endpoint', '')}: p50 {_ms(item.get('p50_ms'))} ms, "
+             f"p95 {_ms(item.get('p95_ms'))} ms, p99 {_ms(item.get('p99_ms'))} ms, "
+             f"max {_ms(item.get('max_ms'))} ms; {item.get('errors', 0)} errors in "
+             f"{item.get('requests', 0)} requests, concurrency {item.get('concurrency', '')}"]
+    bins = [b for b in item.get("histogram") or [] if isinstance(b, Mapping)]
+    top = max((int(b.get("count") or 0) for b in bins), default=0) or 1
+    for b in bins:
+        count = int(b.get("count") or 0)
+        lines.append(f"  {_ms(b.get('from_ms')):>8} - {_ms(b.get('to_ms')):>8} ms | "
+                     f"{'#' * round(30 * count / top):<30} {count}")
+    return lines
 
 
 def _md_head(card: Scorecard) -> list[str]:

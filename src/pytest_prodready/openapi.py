@@ -3,7 +3,8 @@ declares security (or documents optional auth), and a concrete path for each.
 
 Path parameters are filled from the spec itself: a parameter's `example`, its first
 `examples` value, its schema's `example`, `default` or first `enum` value, else a value of
-the schema's type and format (1 for integers, a UUID for format uuid, ...). Local `$ref`s
+the schema's type and format (1 for integers, a UUID for format uuid, ...); required query
+parameters are filled the same way. Local `$ref`s
 (`#/components/...`, `#/parameters/...`) are followed; remote ones are not.
 """
 
@@ -123,15 +124,22 @@ def example_value(doc: Mapping[str, Any], param: Mapping[str, Any]) -> str:
             "date-time": "2024-01-01T00:00:00Z", "email": "prodready@example.com"}.get(fmt, "prodready")
 
 
-def _parameters(doc: Mapping[str, Any], *lists: Any) -> dict[str, dict[str, Any]]:
-    """Path parameters by name; an operation's own override its path item's."""
+def _parameters(doc: Mapping[str, Any], where: str, *lists: Any) -> dict[str, dict[str, Any]]:
+    """Parameters `in: where` by name; an operation's own override its path item's."""
     out: dict[str, dict[str, Any]] = {}
     for items in lists:
         for raw in items or []:
             param = resolve(doc, raw)
-            if isinstance(param, dict) and param.get("in") == "path" and param.get("name"):
+            if isinstance(param, dict) and param.get("in") == where and param.get("name"):
                 out[str(param["name"])] = param
     return out
+
+
+def query(doc: Mapping[str, Any], params: Mapping[str, Mapping[str, Any]]) -> str:
+    """The required query parameters, filled like path parameters ('' when none): a call
+    that misses one is often refused with 400/422 before authentication is even looked at."""
+    required = [(name, example_value(doc, p)) for name, p in params.items() if p.get("required")]
+    return "?" + "&".join(f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in required) if required else ""
 
 
 def fill(doc: Mapping[str, Any], template: str, params: Mapping[str, Mapping[str, Any]]) -> str:
@@ -167,7 +175,9 @@ def operations(doc: Mapping[str, Any]) -> list[Operation]:
             if not isinstance(op, dict):
                 continue
             secured, optional = _security(op.get("security", default))
-            params = _parameters(doc, item.get("parameters"), op.get("parameters"))
-            found.append(Operation(method.upper(), str(template), base + fill(doc, str(template), params),
+            lists = (item.get("parameters"), op.get("parameters"))
+            path = fill(doc, str(template), _parameters(doc, "path", *lists))
+            path += query(doc, _parameters(doc, "query", *lists))
+            found.append(Operation(method.upper(), str(template), base + path,
                                    secured, optional, str(op.get("operationId") or "")))
     return found

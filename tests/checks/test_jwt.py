@@ -96,6 +96,17 @@ def test_opaque_token_skips_every_jwt_check(app: Callable[[str], JwtApp],
         assert_outcome(run(check_id, t), "skipped", "not a JWT")
 
 
+def test_token_env_var_not_set_skips_without_sending(app: Callable[[str], JwtApp]) -> None:
+    served = app("correct_hs")
+    settings = Settings(values={**DEFAULTS, "base_url": served.url, "protected": [ME],
+                                "auth": {"token_env": "PRODREADY_UNSET_JWT"}}, secrets={}, sources={})
+    with Target(settings) as t:
+        for check_id in ("jwt.valid_accepted", "jwt.bad_signature_rejected"):
+            result = run(check_id, t)
+            assert_outcome(result, "skipped", "PRODREADY_UNSET_JWT (auth.token_env) is not set")
+            assert not result.exchanges
+
+
 # -- jwt.alg_none_rejected ------------------------------------------------------------------
 def test_alg_none_fails_on_a_service_that_does_not_verify(app: Callable[[str], JwtApp],
                                                           target: Callable[..., Target]) -> None:
@@ -151,7 +162,7 @@ def test_expired_fails_when_expiry_is_not_checked(app: Callable[[str], JwtApp],
 def test_expired_passes_when_a_genuinely_expired_token_is_refused(
         app: Callable[[str], JwtApp], target: Callable[..., Target]) -> None:
     t = target(app("correct_hs"), expired=valid_token("correct_hs", exp_in=-600))
-    assert_outcome(run("jwt.expired_rejected", t), "passed", "refused all 1 expired tokens")
+    assert_outcome(run("jwt.expired_rejected", t), "passed", "refused all 1 expired token(s)")
 
 
 def test_expired_without_a_real_expired_token_says_what_it_can_conclude(

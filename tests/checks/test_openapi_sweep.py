@@ -154,6 +154,15 @@ def test_resolve_follows_local_refs() -> None:
     assert op.path == "/o/42"
 
 
+def test_required_query_parameters_are_filled() -> None:
+    doc = {"swagger": "2.0", "paths": {"/search": {"get": {"security": [{"k": []}], "parameters": [
+        {"name": "q", "in": "query", "required": True, "type": "string", "example": "a b"},
+        {"name": "page", "in": "query", "type": "integer"},
+        {"name": "limit", "in": "query", "required": True, "type": "integer", "default": 20}]}}}}
+    [op] = openapi.operations(doc)
+    assert op.path == "/search?q=a%20b&limit=20"
+
+
 def test_sweep_finds_the_one_unprotected_operation_among_200(api: Callable[..., Counting]) -> None:
     served = api(open_one=True)
     result = sweep(served)

@@ -138,7 +138,7 @@ def judge_forgeries(ctx: Context, base: Control, forged: Sequence[tokens.Forged]
 
 @check("jwt.valid_accepted", title="the configured token is accepted (positive control for the jwt checks)",
        severity="critical", subjects=endpoints, needs=("auth.token_env", "protected"),
-       probes=lambda _s, e: [valid_probe(e), anonymous_probe(e)] if e else [],
+       probes=lambda s, e: [valid_probe(e), anonymous_probe(e)] if e and s.secret("auth.token_env") else [],
        remediation="Set auth.token_env to a valid, unexpired token for the target (a staging token "
                    "from your identity provider); the other jwt checks need it to judge anything.")
 def valid_accepted(ctx: Context) -> None:
@@ -200,12 +200,12 @@ def expired_rejected(ctx: Context) -> None:
     real = _expired_token(ctx)
     if real is not None:
         judge_forgeries(ctx, base, [tokens.Forged("the expired token of auth.expired_token_env", real)],
-                        "expired tokens (auth.expired_token_env, genuinely signed)")
+                        "expired token(s) (auth.expired_token_env, genuinely signed)")
         return
     secret = tokens.crack(base.token, weak_list(ctx.settings))
     if secret is not None:  # the real key is known: an expired copy that is correctly signed
-        judge_forgeries(ctx, base, [tokens.expired(base.token, secret),
-                                    *tokens.not_yet_valid(base.token, secret)], "expired or not-yet-valid tokens signed with the real "
+        forged = [tokens.expired(base.token, secret), *tokens.not_yet_valid(base.token, secret)]
+        judge_forgeries(ctx, base, forged, "expired or not-yet-valid tokens signed with the real "
                         "(weak) secret")
         return
     copy = tokens.expired(base.token)

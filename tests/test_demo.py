@@ -100,6 +100,11 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "exposure.default_credentials": ("skipped", "no Grafana at /login"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
+    # perf: latency is active and unconfigured; the demo's pages are all under 1 KiB; no
+    # static assets are configured
+    "perf.latency_budget": ("skipped", "not configured: set latency"),
+    "perf.compression": ("skipped", "no text response over 1 KiB"),
+    "perf.static_caching": ("skipped", "not configured: set perf.static"),
     # authz: the demo configures no identities
     "authz.cross_tenant_denied": ("skipped", "not configured: set identities, ownership"),
     "authz.header_spoofing_ignored": ("skipped", "not configured: set identities"),

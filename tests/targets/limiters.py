@@ -13,9 +13,9 @@
   'right' (5r/m, burst 4 nodelay, limit_req_status 429 + Retry-After), 'default'
   (limit_req at nginx's default status 503), 'loose' (100r/s, burst 1000). Started in the
   foreground with its own prefix and config, stopped by its PID.
-- `delayed(mean_ms, spread_ms)`: GET /slow sleeps a delay drawn uniformly from
-  mean ± spread (seeded), and records each delay it was told to add: the truth the latency
-  check is compared with. GET /flaky answers 500 to every 10th request.
+- `delayed(mean_ms, spread_ms)`: a stdlib server in its own process; GET /slow sleeps a
+  delay drawn uniformly from mean ± spread, seeded by the request's X-Prodready-Seq number:
+  the truth the latency check is compared with. GET /flaky answers 500 to every 10th.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, request
 
@@ -187,13 +186,20 @@ http {{
 
 @contextmanager
 def nginx_limited(prefix: Path) -> Iterator[NginxLimited]:
+    ports = dict(zip(NGINX_ROLES, free_ports(len(NGINX_ROLES)), strict=True))
+    with _run_nginx(prefix, _nginx_config(prefix, ports), ports):
+        yield NginxLimited(ports, prefix)
+
+
+@contextmanager
+def _run_nginx(prefix: Path, config: str, ports: dict[str, int]) -> Iterator[None]:
+    """nginx in the foreground with its own prefix and config; stopped by its PID."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
         raise RuntimeError("nginx is not installed: run scripts/install-test-deps.sh")
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-    ports = dict(zip(NGINX_ROLES, free_ports(len(NGINX_ROLES)), strict=True))
     conf = prefix / "nginx.conf"
-    conf.write_text(_nginx_config(prefix, ports))
+    conf.write_text(config)
     proc = subprocess.Popen([binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -209,7 +215,7 @@ def nginx_limited(prefix: Path) -> Iterator[NginxLimited]:
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
                     waiting.discard(port)
             time.sleep(0.02)
-        yield NginxLimited(ports, prefix)
+        yield
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
@@ -222,43 +228,161 @@ def nginx_limited(prefix: Path) -> Iterator[NginxLimited]:
             proc.stderr.close()
 
 
-# -- a known latency ---------------------------------------------------------------------------
+# -- nginx serving a site with static assets (perf.compression, perf.static_caching) ----------
+STATIC_ROLES = ("good", "bare", "short")
+PAGE = "<!doctype html><title>Acme</title>" + "<p>Acme sells shoes and socks.</p>" * 120
+ASSETS = {"app.3f9c1a7e.js": "console.log('acme');\n" * 100, "logo.svg": "<svg xmlns='http://www.w3.org/2000/svg'/>",
+          "site.css": "body { color: #333; }\n" * 80}
+
+
 @dataclass
-class Delayed:
-    url: str
-    delays_ms: list[float] = field(default_factory=list)  # what /slow was told to add, in order
+class NginxStatic:
+    ports: dict[str, int]
+
+    def url(self, role: str) -> str:
+        return f"http://127.0.0.1:{self.ports[role]}"
 
 
-def make_delayed(mean_ms: float, spread_ms: float, seed: int, delays: list[float]) -> Flask:
-    app = Flask("delayed")
-    rng = random.Random(seed)
-    lock = threading.Lock()
-    counter = {"flaky": 0}
-
-    @app.route("/slow")
-    def slow() -> str:
-        with lock:
-            delay = rng.uniform(mean_ms - spread_ms, mean_ms + spread_ms)
-            delays.append(delay)
-        time.sleep(delay / 1000)
-        return "ok"
-
-    @app.route("/flaky")
-    def flaky() -> Any:
-        with lock:
-            counter["flaky"] += 1
-            n = counter["flaky"]
-        return ("broken", 500) if n % 10 == 0 else "ok"
-
-    @app.route("/")
-    def index() -> str:
-        return "ok"
-
-    return app
+def _static_config(prefix: Path, root: Path, ports: dict[str, int]) -> str:
+    roles = {
+        # gzip for text, a year + immutable for fingerprinted names, a day for the rest.
+        "good": """gzip on; gzip_min_length 1024;
+      gzip_types text/css application/javascript image/svg+xml;
+      location /assets/ {
+        add_header Cache-Control "public, max-age=86400";
+        location ~ "\\.[0-9a-f]{8}\\." { add_header Cache-Control "public, max-age=31536000, immutable"; }
+      }""",
+        # nginx's defaults: no gzip, no Cache-Control (ETag and Last-Modified are sent).
+        "bare": "",
+        # compressed, but assets cached for an hour and the fingerprinted one revalidated.
+        "short": """gzip on; gzip_types text/css application/javascript;
+      location /assets/ {
+        expires 1h;
+        location ~ "\\.[0-9a-f]{8}\\." { add_header Cache-Control "no-cache"; }
+      }""",
+    }
+    servers = "\n".join(f"""
+    server {{
+      listen 127.0.0.1:{ports[role]};
+      root {root};
+      access_log off;
+      {roles[role]}
+    }}""" for role in STATIC_ROLES)
+    return f"""
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  include /etc/nginx/mime.types;
+  client_body_temp_path {prefix}/tmp/body;
+  proxy_temp_path {prefix}/tmp/proxy;
+  fastcgi_temp_path {prefix}/tmp/fastcgi;
+  uwsgi_temp_path {prefix}/tmp/uwsgi;
+  scgi_temp_path {prefix}/tmp/scgi;
+{servers}
+}}
+"""
 
 
 @contextmanager
-def delayed(mean_ms: float = 40, spread_ms: float = 5, seed: int = 7) -> Iterator[Delayed]:
-    delays: list[float] = []
-    with serve_app(make_delayed(mean_ms, spread_ms, seed, delays)) as url:
-        yield Delayed(url, delays)
+def nginx_static(prefix: Path) -> Iterator[NginxStatic]:
+    import tempfile
+
+    # nginx's workers run as another user: the site lives in a world-readable folder of its
+    # own (pytest's temp folders are private to their owner).
+    root = Path(tempfile.mkdtemp(prefix="prodready-site-"))
+    try:
+        root.chmod(0o755)
+        (root / "assets").mkdir(mode=0o755)
+        (root / "index.html").write_text(PAGE)
+        for name, text in ASSETS.items():
+            (root / "assets" / name).write_text(text)
+        for path in [root / "index.html", *(root / "assets").iterdir()]:
+            path.chmod(0o644)
+        ports = dict(zip(STATIC_ROLES, free_ports(len(STATIC_ROLES)), strict=True))
+        with _run_nginx(prefix, _static_config(prefix, root, ports), ports):
+            yield NginxStatic(ports)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# -- a known latency ---------------------------------------------------------------------------
+# Its own process (no GIL shared with the client under test), stdlib HTTP/1.1 with keep-alive.
+# The delay of a request is a function of its X-Prodready-Seq number n (uniform in
+# mean +- spread, seeded by n): the test knows the truth without asking the server.
+DELAYED_SERVER = r"""
+import random, sys, time, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MEAN, SPREAD = float(sys.argv[1]), float(sys.argv[2])
+flaky = {"n": 0}
+lock = threading.Lock()
+
+def delay_ms(seq):
+    return MEAN - SPREAD + 2 * SPREAD * random.Random(seq).random()
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        status, body = 200, b"ok"
+        seq = self.headers.get("X-Prodready-Seq", "0.0").rpartition(".")[2]
+        if self.path == "/slow":
+            time.sleep(delay_ms(int(seq)) / 1000)
+        elif self.path == "/flaky":
+            with lock:
+                flaky["n"] += 1
+                status = 500 if flaky["n"] % 10 == 0 else 200
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def delay_ms(mean_ms: float, spread_ms: float, seq: int) -> float:
+    """The delay the delayed target adds to request number `seq` (as the server computes it)."""
+    return mean_ms - spread_ms + 2 * spread_ms * random.Random(seq).random()
+
+
+@dataclass
+class Delayed:
+    url: str
+    mean_ms: float
+    spread_ms: float
+
+    def truth(self, requests: int) -> list[float]:
+        """The delays of requests 1..N (warm-up requests have negative numbers)."""
+        return [delay_ms(self.mean_ms, self.spread_ms, n) for n in range(1, requests + 1)]
+
+
+@contextmanager
+def delayed(mean_ms: float = 40, spread_ms: float = 5) -> Iterator[Delayed]:
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", DELAYED_SERVER, str(mean_ms), str(spread_ms)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield Delayed(f"http://127.0.0.1:{port}", mean_ms, spread_ms)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        if proc.stdout:
+            proc.stdout.close()

@@ -1,0 +1,178 @@
+"""perf.*: the latency budget against a target with a known delay (40 ms +- 5 ms, in its own
+process), compression and static caching against nginx serving real files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pytest_prodready.checking import Result, run_check
+from pytest_prodready.checks.perf import FAMILY, LATENCY_ENTRY, Distribution, fingerprinted, percentile
+from pytest_prodready.config import Settings
+from pytest_prodready.exceptions import ConfigError
+from pytest_prodready.target import Target
+from tests.targets.limiters import Delayed, NginxStatic, delayed, flask_limited, nginx_static
+
+# Enough samples that a few scheduling hiccups on a loaded machine do not move the p95.
+REQUESTS = 200
+
+
+@pytest.fixture(scope="module")
+def slow() -> Iterator[Delayed]:
+    with delayed(40, 5) as served:
+        yield served
+
+
+def latency(target: Target, subject: str = "GET /slow") -> Result:
+    return run_check("perf.latency_budget", target, subject)
+
+
+def within(measured: float, truth: float, tolerance: float) -> bool:
+    """Measured latency = the delay the server was told to add + loopback overhead."""
+    return truth <= measured <= truth * (1 + tolerance)
+
+
+def test_p95_is_within_5_percent_of_the_truth(slow: Delayed, target_for: Callable[..., Target]) -> None:
+    truth = slow.truth(REQUESTS)
+    # The best of up to three runs: on a shared 2-core machine at a load of 6, the scheduler
+    # alone sometimes adds 10-40 ms to a dozen samples, which is the machine, not the check.
+    # Every run must agree on the direction (never below the truth).
+    for _attempt in range(3):
+        result = latency(target_for(slow.url, latency={"/slow": {"requests": REQUESTS, "concurrency": 4}}))
+        assert result.outcome == "passed", result.message
+        dist = result.facts[0]
+        assert isinstance(dist, Distribution)
+        assert dist.p(50) >= percentile(truth, 50) and dist.p(95) >= percentile(truth, 95)
+        if all(within(dist.p(q), percentile(truth, q), 0.05) for q in (50, 95)):
+            break
+    else:
+        pytest.fail(f"p95 {dist.p(95):.2f} ms is not within 5% of the truth {percentile(truth, 95):.2f} ms "
+                    "in three runs")
+    # p99 of 200 samples is the second-slowest: one hiccup moves it; only its direction is sure.
+    assert dist.p(99) >= percentile(truth, 99)
+    assert len(dist.samples_ms) == REQUESTS and dist.warmup == 5
+    assert "p95" in result.message and "budget 500 ms" in result.message  # the default budget
+    evidence = dist.to_dict()
+    assert evidence["percentile_method"] == "nearest-rank on raw samples"
+    assert len(evidence["samples_ms"]) == REQUESTS
+    assert sum(b["count"] for b in evidence["histogram"]) == REQUESTS
+    assert "#" in dist.render()
+
+
+@pytest.mark.parametrize(("entry", "outcome", "fragment"), [
+    ({"p95_ms": 40}, "failed", "over budget: p95"),
+    # Budgets far above the truth (44.5 ms): a loaded CI machine adds tens of ms to a sample.
+    ({"p95_ms": 150, "p99_ms": 300}, "passed", "p95"),
+    ({"p99_ms": 30}, "failed", "p99"),
+    ({"thresholds": ["p(95)<40"]}, "failed", "p(95)<40 (measured"),
+    ({"thresholds": ["p(95)<150", "avg<=120", "rate<0.01"]}, "passed", "p(95)<150 (measured"),
+    ({"p50_ms": 20}, "failed", "p50"),
+])
+def test_budget_below_the_truth_fails_above_passes(slow: Delayed, target_for: Callable[..., Target],
+                                                   entry: dict[str, object], outcome: str,
+                                                   fragment: str) -> None:
+    result = latency(target_for(slow.url, latency={"/slow": {"requests": 40, "concurrency": 4, **entry}}))
+    assert result.outcome == outcome, result.message
+    assert fragment in result.message
+    assert result.exchanges  # the slowest exchange is shown
+
+
+def test_error_rate(slow: Delayed, target_for: Callable[..., Target]) -> None:
+    """/flaky answers 500 to every 10th request: 10% errors."""
+    over = latency(target_for(slow.url, latency={"/flaky": {"requests": 50, "warmup": 0}}), "GET /flaky")
+    assert over.outcome == "failed", over.message
+    assert "error rate 10.0% (at most 1.0%)" in over.message and "errors: 500" in over.message
+    assert any(ex.status == 500 for ex in over.exchanges)
+    within = latency(target_for(slow.url, latency={"/flaky": {"requests": 50, "warmup": 0,
+                                                              "max_error_rate": 0.2}}), "GET /flaky")
+    assert within.outcome == "passed", within.message
+
+
+def test_the_run_budget_is_respected(slow: Delayed, target_for: Callable[..., Target]) -> None:
+    result = latency(target_for(slow.url, request_budget=20, latency={"/slow": {"requests": 50}}))
+    assert result.outcome == "error" and "takes 55 requests" in result.message
+
+
+def test_config_k6_thresholds_and_concurrency_are_validated() -> None:
+    assert LATENCY_ENTRY({"thresholds": ["p(99.9)<800", "max<1000"]}, "latency.x")
+    with pytest.raises(ConfigError, match="k6-style threshold"):
+        LATENCY_ENTRY({"thresholds": ["p95 < 200"]}, "latency.x")
+    settings = Settings(values={"max_concurrency": 4, "latency": {"/x": {"concurrency": 8}}},
+                        secrets={}, sources={})
+    with pytest.raises(ConfigError, match="above max_concurrency"):
+        FAMILY.validate(settings)
+
+
+def test_without_the_active_flag_no_latency_request_is_sent(pytester: pytest.Pytester) -> None:
+    with flask_limited("off") as app:
+        config = f'base_url = "{app.url}"\n\n[latency]\n"/" = {{ requests = 20 }}\n'
+        pytester.makefile(".toml", prodready=config)
+        result = pytester.runpytest("--prodready", "--prodready-only", "perf", "-rs",
+                                    "-p", "no:cacheprovider")
+        result.assert_outcomes(skipped=3)  # latency: active; compression: no large page; static: unset
+        assert "needs --prodready-active" in result.stdout.str()
+        before = app.count("/")
+        active = pytester.runpytest("--prodready", "--prodready-active", "--prodready-only", "perf",
+                                    "-p", "no:cacheprovider")
+        active.assert_outcomes(passed=1, skipped=2)
+        assert app.count("/") - before == 20 + 5 + 1  # the samples, the warm-up, the preflight
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(n) for n in range(1, 101)]
+    assert (percentile(samples, 50), percentile(samples, 95), percentile(samples, 99)) == (50, 95, 99)
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 95) == 4.0
+
+
+# -- compression and static caching against nginx ----------------------------------------------
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxStatic]:
+    with nginx_static(tmp_path_factory.mktemp("nginx-static")) as running:
+        yield running
+
+
+ASSETS = ["/assets/app.3f9c1a7e.js", "/assets/site.css", "/assets/logo.svg"]
+
+
+@pytest.mark.parametrize(("role", "outcome", "fragment"), [
+    ("good", "passed", "text responses over 1 KiB were compressed"),
+    ("bare", "failed", "sent uncompressed although the request accepted gzip: GET /"),
+])
+def test_compression_on_nginx(site: NginxStatic, target_for: Callable[..., Target], role: str,
+                              outcome: str, fragment: str) -> None:
+    result = run_check("perf.compression", target_for(site.url(role), perf={"compress": ASSETS}))
+    assert result.outcome == outcome, result.message
+    assert fragment in result.message
+
+
+def test_compression_with_nothing_large_skips(site: NginxStatic, target_for: Callable[..., Target]) -> None:
+    result = run_check("perf.compression", target_for(site.url("good"), page="/assets/logo.svg"))
+    assert result.outcome == "skipped", result.message
+
+
+@pytest.mark.parametrize(("role", "outcome", "fragments"), [
+    ("good", "passed", ["3 static assets carry long-lived caching",
+                        "/assets/app.3f9c1a7e.js (public, max-age=31536000, immutable)"]),
+    ("bare", "failed", ["3 of 3 static assets", "/assets/site.css: no Cache-Control"]),
+    ("short", "failed", ["/assets/site.css: max-age=3600 is shorter than a day",
+                         "/assets/app.3f9c1a7e.js: Cache-Control 'max-age=3600, no-cache' forbids "
+                         "shared caching (no-cache)",
+                         "a fingerprinted name without 'immutable'"]),
+])
+def test_static_caching_on_nginx(site: NginxStatic, target_for: Callable[..., Target], role: str,
+                                 outcome: str, fragments: list[str]) -> None:
+    result = run_check("perf.static_caching", target_for(site.url(role), perf={"static": ASSETS}))
+    assert result.outcome == outcome, result.message
+    for fragment in fragments:
+        assert fragment in result.message
+
+
+def test_fingerprinted_names() -> None:
+    assert fingerprinted("/assets/app.3f9c1a7e.js")
+    assert fingerprinted("/static/main-B8fK2aQ1.css")
+    assert fingerprinted("/_next/static/chunks/pages/index-5f2b9c1d8e4a7b3c.js")
+    assert not fingerprinted("/assets/site.css")
+    assert not fingerprinted("/assets/jquery-3.7.1.min.js")
+    assert not fingerprinted("/assets/bootstrap.bundle.js")

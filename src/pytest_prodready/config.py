@@ -65,6 +65,9 @@ class Overrides:
     force_active: bool = False
     sensitive_url: str | None = None
     fallback_url: str | None = None  # pytest-base-url's --base-url, lowest precedence
+    # Where a relative config_path is read from (the invocation dir for one typed on the
+    # command line or set in the environment); None: the rootdir.
+    config_dir: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     # field name -> where its value came from, as an error names it: '--prodready-fail-on',
     # 'PRODREADY_FAIL_ON (env)', 'prodready_fail_on (ini)'
@@ -283,7 +286,8 @@ def load_settings(rootdir: Path, overrides: Overrides, environ: Mapping[str, str
     """Build the run's Settings, or raise one ConfigError listing every problem found."""
     env = os.environ if environ is None else environ
     sources: dict[str, str] = {}
-    file, prefix = find_config_file(rootdir, overrides.config_path, overrides.blamed("config_path"))
+    file, prefix = find_config_file(overrides.config_dir or rootdir, overrides.config_path,
+                                    overrides.blamed("config_path"))
     raw, prefix = read_config(file, prefix) if file else ({}, prefix)
     problems = Problems(file, prefix)
     validated: dict[str, Any] = {}

@@ -110,31 +110,37 @@ def _entry_point_families() -> list[Family]:
     return found
 
 
-_LOADED: dict[str, Family] = {}
+# The families, loaded once per registry: a process-wide cache is right (the installed
+# modules do not change during a run; pytest caches its plugins' entry points the same way),
+# but it is keyed by the registry module itself, so a test harness that unloads and
+# re-imports the package (pytester's in-process runs) gets its families registered again.
+_LOADED: dict[int, dict[str, Family]] = {}
 
 
 def families() -> dict[str, Family]:
-    """Every family, built-in first, then installed ones; loaded once per process.
+    """Every family, built-in first, then installed ones."""
+    from pytest_prodready import checking
 
-    A process-wide cache is right here: the set of installed modules does not change
-    during a run, and pytest's own plugin manager caches entry points the same way.
-    """
-    if not _LOADED:
+    key = id(checking.REGISTRY)
+    if key not in _LOADED:
         found = [_family_of(importlib.import_module(f"pytest_prodready.checks.{name}"))
                  for name in BUILTIN]
         found += _entry_point_families()
+        loaded: dict[str, Family] = {}
         owners: dict[str, str] = {}
         for family in found:
-            if family.name in _LOADED:
+            if family.name in loaded:
                 raise FamilyError(f"two check families are named {family.name!r} "
-                                  f"({_LOADED[family.name].module}, {family.module})")
-            for key in family.config:
-                if key in owners:
-                    raise FamilyError(f"the config key {key!r} is claimed by the families "
-                                      f"{owners[key]!r} and {family.name!r}")
-                owners[key] = family.name
-            _LOADED[family.name] = family
-    return _LOADED
+                                  f"({loaded[family.name].module}, {family.module})")
+            for config_key in family.config:
+                if config_key in owners:
+                    raise FamilyError(f"the config key {config_key!r} is claimed by the families "
+                                      f"{owners[config_key]!r} and {family.name!r}")
+                owners[config_key] = family.name
+            loaded[family.name] = family
+        _LOADED.clear()
+        _LOADED[key] = loaded
+    return _LOADED[key]
 
 
 def config_fragments() -> dict[str, Any]:

@@ -39,10 +39,9 @@ def load_run_settings(config: pytest.Config) -> Settings:
 
     url, url_src = pick("url", "prodready_url", "PRODREADY_URL")
     config_path, config_src = pick("config_path", "prodready_config", "PRODREADY_CONFIG", "prodready_config")
-    if config_path and not Path(config_path).is_absolute() and not config_src.startswith("ini"):
-        # Typed on the command line or set in the environment: relative to where the user
-        # ran pytest (an ini value stays relative to the rootdir, like pytest's own).
-        config_path = str(Path(config.invocation_params.dir) / config_path)
+    # Typed on the command line or set in the environment: relative to where the user ran
+    # pytest (an ini value stays relative to the rootdir, like pytest's own).
+    config_dir = None if config_src.startswith("ini") else Path(config.invocation_params.dir)
     profile, _ = pick("profile", "prodready_env", "PRODREADY_ENV")
     fail_on, fail_src = pick("fail_on", "prodready_fail_on", "PRODREADY_FAIL_ON", "prodready_fail_on")
     sensitive, _ = pick("sensitive_url", "prodready_sensitive_url", "PRODREADY_SENSITIVE_URL")
@@ -63,7 +62,8 @@ def load_run_settings(config: pytest.Config) -> Settings:
         url=url, config_path=config_path, profile=profile, fail_on=fail_on, only=only,
         active=bool(config.getoption("prodready_active")),
         force_active=bool(config.getoption("prodready_force_active")),
-        sensitive_url=sensitive, fallback_url=_pytest_base_url(config), sources=sources, blame=blame)
+        sensitive_url=sensitive, fallback_url=_pytest_base_url(config), sources=sources, blame=blame,
+        config_dir=config_dir)
     try:
         settings = load_settings(Path(config.rootpath), overrides)
     except ConfigError as exc:

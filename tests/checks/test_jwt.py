@@ -307,3 +307,21 @@ def test_forged_tokens_are_masked_in_every_output_of_a_run(
         assert served.token.split(".")[2] not in text
         for item in forged:
             assert item.token not in text, item.name
+
+
+def test_config_accepts_the_public_key_keys_and_refuses_both(tmp_path: Path) -> None:
+    from pytest_prodready import family
+    from pytest_prodready.config import Overrides, load_settings
+    from pytest_prodready.exceptions import ConfigError
+
+    base = 'base_url = "http://127.0.0.1:9"\nprotected = ["/api/me"]\n[auth]\ntoken_env = "T"\n'
+    (tmp_path / "prodready.toml").write_text(base + 'jwks_url = "https://id.example.com/jwks.json"\n')
+    settings = load_settings(tmp_path, Overrides(), environ={"T": "x"})
+    with Target(settings) as t:
+        assert "id.example.com" in t.allowed_hosts
+    (tmp_path / "prodready.toml").write_text(base + 'jwks_url = "/jwks"\npublic_key_file = "k.pem"\n')
+    with pytest.raises(ConfigError, match="not both"):
+        family.validate(load_settings(tmp_path, Overrides(), environ={"T": "x"}))
+    (tmp_path / "prodready.toml").write_text(base + 'jwks_url = "ftp://x"\n')
+    with pytest.raises(ConfigError, match="jwks_url"):
+        family.validate(load_settings(tmp_path, Overrides(), environ={"T": "x"}))

@@ -245,3 +245,20 @@ def test_helper_every_operation_requires_auth(api: Callable[..., Counting]) -> N
                     assert_every_operation_requires_auth(target, "/openapi.json")
             else:
                 assert_every_operation_requires_auth(target, "/openapi.json")
+
+
+def test_config_names_a_missing_spec_file_and_accepts_the_rest(tmp_path: Path) -> None:
+    from pytest_prodready import family
+    from pytest_prodready.config import Overrides, load_settings
+
+    (tmp_path / "prodready.toml").write_text('base_url = "http://127.0.0.1:9"\nopenapi = "specs/api.yaml"\n')
+    with pytest.raises(ConfigError, match="openapi"):
+        family.validate(load_settings(tmp_path, Overrides(), environ={}))
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "api.yaml").write_text("openapi: 3.0.3\npaths: {}\n")
+    settings = load_settings(tmp_path, Overrides(), environ={})
+    family.validate(settings)
+    assert settings.get("openapi") == "specs/api.yaml"
+    (tmp_path / "prodready.toml").write_text('base_url = "http://127.0.0.1:9"\nopenapi = "/openapi.json"\n'
+                                             '[openapi_sweep]\nrefused = [401]\nallow_writes = true\n')
+    assert load_settings(tmp_path, Overrides(), environ={}).get("openapi_sweep.refused") == [401]

@@ -184,6 +184,11 @@ def test_a_failing_checks_evidence_opens_from_its_link(sample_page: Path, tmp_pa
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
+def test_a_malformed_fragment_leaves_the_page_working(sample_page: Path, tmp_path: Path) -> None:
+    page = Dom(dom(sample_page, tmp_path, "#%E0%A4%A"))
+    assert page.text_of["shown"] == "8 of 8 checks shown"
+
+
 def test_where_latency_checks_ran_the_page_draws_their_histograms(sample_page: Path, tmp_path: Path) -> None:
     page = Dom(dom(sample_page, tmp_path))
     table = page.text_of["latency"]

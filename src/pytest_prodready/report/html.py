@@ -55,7 +55,8 @@ SCRIPT = """(function () {
     shown.textContent = count + " of " + rows.length + " checks shown";
   }
   function fromHash() {
-    var hash = decodeURIComponent(window.location.hash.slice(1));
+    var hash = "";
+    try { hash = decodeURIComponent(window.location.hash.slice(1)); } catch (e) { return; }
     if (!hash) { return; }
     if (hash.indexOf("=") >= 0) {
       hash.split("&").forEach(function (pair) {

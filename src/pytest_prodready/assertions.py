@@ -436,3 +436,40 @@ def assert_no_dangling_cnames(target: Target, *names: str) -> None:
     listed = [schema.hostname(n, "name").rstrip(".").lower() for n in names]
     view = target.scoped(dns=_dns(target, names=listed))
     _raise_for(run_check("dns.dangling_cname", view, n) for n in listed)
+
+
+# -- rate limits and performance (active ones: mark the test @pytest.mark.prodready_active) --
+def assert_rate_limited(target: Target, endpoint: str, rate: str) -> None:
+    """`endpoint` ('POST /api/auth/login') refuses a burst with 429 + Retry-After within
+    `rate` ('5/minute') plus slack; sends at most limit x 1.5 + 5 requests."""
+    __tracebackhide__ = True
+    key = schema.endpoint(endpoint, "endpoint")
+    assert_check(target, "ratelimit.enforced", key, rate_limits={key: schema.rate(rate, "rate")})
+
+
+def assert_latency_budget(target: Target, endpoint: str, p95_ms: float | None = None,
+                          requests: int = 50, **budget: object) -> None:
+    """N requests at bounded concurrency; p95 (default 500 ms), p99_ms, max_error_rate,
+    thresholds=["p(95)<200"] as in [latency]."""
+    __tracebackhide__ = True
+    from pytest_prodready.checks.perf import LATENCY_ENTRY
+
+    key = schema.endpoint(endpoint, "endpoint")
+    entry = {"requests": requests, **budget, **({"p95_ms": p95_ms} if p95_ms is not None else {})}
+    assert_check(target, "perf.latency_budget", key, latency={key: LATENCY_ENTRY(entry, "latency")})
+
+
+def assert_compressed(target: Target, *paths: str) -> None:
+    """Text responses over 1 KiB (the page, and `paths`) are compressed for gzip clients."""
+    __tracebackhide__ = True
+    perf = dict(target.settings.get("perf") or {})
+    perf["compress"] = [schema.path(p, "path") for p in paths]
+    assert_check(target, "perf.compression", perf=perf)
+
+
+def assert_static_cached(target: Target, *paths: str) -> None:
+    """Static assets carry long-lived Cache-Control (immutable when fingerprinted) and validators."""
+    __tracebackhide__ = True
+    perf = dict(target.settings.get("perf") or {})
+    perf["static"] = [schema.path(p, "path") for p in paths]
+    assert_check(target, "perf.static_caching", perf=perf)

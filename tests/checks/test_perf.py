@@ -176,3 +176,18 @@ def test_fingerprinted_names() -> None:
     assert not fingerprinted("/assets/site.css")
     assert not fingerprinted("/assets/jquery-3.7.1.min.js")
     assert not fingerprinted("/assets/bootstrap.bundle.js")
+
+
+def test_assertion_helpers(slow: Delayed, site: NginxStatic, target_for: Callable[..., Target]) -> None:
+    from pytest_prodready import assertions
+
+    assertions.assert_latency_budget(target_for(slow.url), "/slow", p95_ms=150, requests=20)
+    with pytest.raises(AssertionError, match="over budget"):
+        assertions.assert_latency_budget(target_for(slow.url), "/slow", requests=20,
+                                         thresholds=["p(95)<30"])
+    assertions.assert_compressed(target_for(site.url("good")), *ASSETS)
+    with pytest.raises(AssertionError, match="uncompressed"):
+        assertions.assert_compressed(target_for(site.url("bare")), *ASSETS)
+    assertions.assert_static_cached(target_for(site.url("good")), *ASSETS)
+    with pytest.raises(AssertionError, match="no Cache-Control"):
+        assertions.assert_static_cached(target_for(site.url("bare")), *ASSETS)

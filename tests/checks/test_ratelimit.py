@@ -172,3 +172,12 @@ def test_result_evidence_is_bounded_to_what_was_sent(target_for: Callable[..., T
         assert len(result.exchanges) == 6
         assert all(ex.method == "POST" for ex in result.exchanges)
         assert [ex.status for ex in result.exchanges] == [401] * 5 + [429]
+
+
+def test_assertion_helper(target_for: Callable[..., Target]) -> None:
+    from pytest_prodready import assertions
+
+    with flask_limited("right") as app:
+        assertions.assert_rate_limited(target_for(app.url), "POST /api/auth/login", "5/minute")
+    with flask_limited("off") as app, pytest.raises(AssertionError, match="none was refused"):
+        assertions.assert_rate_limited(target_for(app.url), "POST /api/auth/login", "5/minute")

@@ -8,6 +8,7 @@ same server.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import pwd
@@ -68,8 +69,15 @@ def server() -> Iterator[str]:
         pg = pwd.getpwnam("postgres")
         for path in (base, sockets, pwfile):
             os.chown(path, pg.pw_uid, pg.pw_gid)
-    as_postgres([str(bindir() / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
-                 f"--pwfile={pwfile}", "--no-sync"])
+    # initdb is the slow part: once per machine (under a lock: xdist workers), then copied.
+    template = Path(f"/tmp/prodready-backup-pg-{bindir().parent.name}")
+    with open("/tmp/prodready-backup-pg.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (template / "PG_VERSION").exists():
+            shutil.rmtree(template, ignore_errors=True)
+            as_postgres([str(bindir() / "initdb"), "-D", str(template), "-U", "postgres",
+                         "-A", "scram-sha-256", f"--pwfile={pwfile}", "--no-sync"])
+    subprocess.run(["cp", "-a", str(template), str(data)], check=True)
     port = free_port()
     proc = subprocess.Popen(
         ["setpriv", f"--reuid={pwd.getpwnam('postgres').pw_uid}",

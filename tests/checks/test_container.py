@@ -100,6 +100,18 @@ def test_non_root_fails_on_an_image_without_user(run: Callable[..., Result]) -> 
     assert "listening on 127.0.0.1" in result.detail  # the container's logs are evidence
 
 
+def test_non_root_needs_no_secret_values(run: Callable[..., Result],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without JWT_SECRET the image still starts (and may exit at once): judged all the same."""
+    monkeypatch.delenv("JWT_SECRET")
+    good = run("container.non_root", "good")
+    assert good.outcome == "passed", good.detail
+    assert good.message.startswith("the image config sets User '1000'")
+    root = run("container.non_root", "root")
+    assert root.outcome == "failed"
+    assert "runs as root: its config has no USER (root by default)" in root.message
+
+
 # -- container.graceful_shutdown ------------------------------------------------------------------
 def test_graceful_shutdown_passes_when_the_app_drains(run: Callable[..., Result]) -> None:
     result = run("container.graceful_shutdown", "good")

@@ -12,6 +12,7 @@ through the target's guard: the allowlist and the run's budget.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -94,7 +95,10 @@ def process_uid(svc: Service) -> str | None:
        remediation="Add a user in the Dockerfile and switch to it (`RUN adduser -D -u 10001 app` "
                    "then `USER 10001`); never rely on the orchestrator to drop root.")
 def non_root(ctx: Context) -> None:
-    with started(ctx) as svc:
+    # The image's user needs no secrets: without them it is judged all the same (on its
+    # config, and on its process while it lives).
+    names = ctx.settings.get("container.secrets") or []
+    with started(ctx, with_secrets=all(os.environ.get(name) for name in names)) as svc:
         run = svc.run
         user = run.user or ""
         if is_root_user(user):

@@ -31,7 +31,7 @@ from tests.targets.dbservers import (
     Redis,
     Relay,
     pg_template,
-    run_postgres,
+    run_postgres_set,
     run_redis,
 )
 from tests.tls_servers import Served, answer_plain_http, never_answer, serve_raw
@@ -74,10 +74,10 @@ def redis() -> Iterator[dict[str, Redis | Relay]]:
 def postgres() -> Iterator[dict[str, Postgres]]:
     with ExitStack() as stack:
         base, user = stack.enter_context(pg_template())
-        yield {name: stack.enter_context(run_postgres(base, user, name, hba=hba, ssl=ssl))
-               for name, hba, ssl in (("trust_no_tls", HBA_PLAINTEXT_TRUST, False),
-                                      ("tls_offered_plain_allowed", HBA_PLAINTEXT_SCRAM, True),
-                                      ("hostssl_only", HBA_HOSTSSL_ONLY, True))}
+        yield stack.enter_context(run_postgres_set(base, user, (
+            ("trust_no_tls", HBA_PLAINTEXT_TRUST, False),
+            ("tls_offered_plain_allowed", HBA_PLAINTEXT_SCRAM, True),
+            ("hostssl_only", HBA_HOSTSSL_ONLY, True))))
 
 
 @pytest.fixture(scope="module")

@@ -225,9 +225,8 @@ def pg_template() -> Iterator[tuple[Path, pwd.struct_passwd | None]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def run_postgres(base: Path, user: pwd.struct_passwd | None, name: str, *, hba: str,
-                 ssl: bool) -> Iterator[Postgres]:
+def start_postgres(base: Path, user: pwd.struct_passwd | None, name: str, *, hba: str,
+                   ssl: bool) -> Postgres:
     """A copy of the template cluster with this pg_hba.conf and ssl on (throwaway
     self-signed certificate) or off, started by pg_ctl on an ephemeral port."""
     datadir = base / name
@@ -250,8 +249,50 @@ def run_postgres(base: Path, user: pwd.struct_passwd | None, name: str, *, hba: 
     _as_user([str(pg_bindir() / "pg_ctl"), "-D", str(datadir), "-o", f"-p {port}", "-l",
               str(datadir / "server.log"), "-w", "-t", "30", "start"], user)
     pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+    server = Postgres(port, datadir, pid)
     try:
         wait_for_port("127.0.0.1", port, None)
-        yield Postgres(port, datadir, pid)
+    except RuntimeError:
+        stop_pid(pid, signal.SIGINT)
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def run_postgres(base: Path, user: pwd.struct_passwd | None, name: str, *, hba: str,
+                 ssl: bool) -> Iterator[Postgres]:
+    server = start_postgres(base, user, name, hba=hba, ssl=ssl)
+    try:
+        yield server
     finally:
-        stop_pid(pid, signal.SIGINT)  # fast shutdown
+        stop_pid(server.pid, signal.SIGINT)  # fast shutdown
+
+
+@contextlib.contextmanager
+def run_postgres_set(base: Path, user: pwd.struct_passwd | None,
+                     specs: Sequence[tuple[str, str, bool]]) -> Iterator[dict[str, Postgres]]:
+    """Several clusters (name, pg_hba.conf, ssl), started and stopped in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        futures = {name: pool.submit(start_postgres, base, user, name, hba=hba, ssl=ssl)
+                   for name, hba, ssl in specs}
+        started: dict[str, Postgres] = {}
+        errors = []
+        for name, future in futures.items():
+            try:
+                started[name] = future.result()
+            except Exception as exc:  # stop the others before reporting
+                errors.append(exc)
+    try:
+        if errors:
+            raise errors[0]
+        yield started
+    finally:
+        # Immediate shutdown (SIGQUIT: no checkpoint, the clusters are thrown away), to all
+        # first, then wait for each.
+        for server in started.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(server.pid, signal.SIGQUIT)
+        for server in started.values():
+            stop_pid(server.pid, signal.SIGQUIT)

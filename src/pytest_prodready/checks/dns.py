@@ -16,7 +16,7 @@ import re
 import socket
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from pytest_prodready import schema
@@ -324,14 +324,10 @@ class SpfWalk:
 
     resolver: Resolver
     lookups: int = 0
-    counted: list[str] | None = None
-    problems: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        self.counted, self.problems = [], []
+    counted: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def problem(self, text: str) -> None:
-        assert self.problems is not None
         if text not in self.problems:
             self.problems.append(text)
 
@@ -346,7 +342,6 @@ class SpfWalk:
 
     def walk(self, domain: str, record: str, depth: int, trail: tuple[str, ...]) -> str:
         """The effective 'all' qualifier of `record` ('' when it has none)."""
-        assert self.counted is not None
         terms = record.split()[1:]
         all_qualifier = ""
         redirect = ""
@@ -437,7 +432,6 @@ def spf(ctx: Context) -> None:
                   f"error, i.e. no SPF): {' | '.join(records)}")
     walk = SpfWalk(resolver)
     qualifier = walk.walk(domain, records[0], 0, (domain,))
-    assert walk.problems is not None and walk.counted is not None
     if walk.lookups > SPF_LOOKUP_LIMIT:
         fail(ctx, f"{domain}'s SPF record needs more than {SPF_LOOKUP_LIMIT} DNS lookups (counted "
                   f"through include/redirect: {', '.join(walk.counted[:SPF_LOOKUP_LIMIT + 1])}): "

@@ -222,6 +222,9 @@ def ports_closed(ctx: Context) -> None:
     unresolved = [p for p in seen if p.state == "unresolved"]
     if unresolved:
         raise CannotJudge(unresolved[0].detail)
+    if all(p.state == "unreachable" for p in seen):
+        raise CannotJudge(f"{host} is unreachable from here ({seen[0].detail}): no port could be "
+                          "tried, so none is shown closed")
     open_ = [p for p in seen if p.state == "open"]
     if open_:
         fail(ctx, f"{len(open_)} of {len(ports)} ports on {host} accept TCP connections: "

@@ -127,6 +127,20 @@ def test_alg_none_passes_on_a_correct_service(app: Callable[[str], JwtApp],
     assert [ex.status for ex in result.exchanges].count(200) == 2  # the control, before and after
 
 
+def test_200_with_an_error_body_in_the_same_layout_is_a_refusal(
+        app: Callable[[str], JwtApp], target: Callable[..., Target]) -> None:
+    """The refusal page is over 80% like the real answer, but says "invalid token"."""
+    from pytest_prodready.checks.jwt import SIMILAR, similarity
+
+    served = app("soft_200")
+    result = run("jwt.alg_none_rejected", target(served))
+    assert_outcome(result, "passed", "refused all 8", "answered 200",
+                   "8 answered 2xx, but with an error phrase")
+    valid, forged = result.exchanges[0], result.exchanges[-2]
+    assert similarity(valid.body, forged.body) >= SIMILAR and b"invalid token" in forged.body
+    assert_outcome(run("jwt.bad_signature_rejected", target(served)), "passed")
+
+
 def test_a_service_that_locks_out_on_attacks_cannot_pass(app: Callable[[str], JwtApp],
                                                          target: Callable[..., Target]) -> None:
     """After the forgeries the valid token is refused too: the refusals may be a lockout."""

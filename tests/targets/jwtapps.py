@@ -12,6 +12,8 @@ error) and GET /.well-known/jwks.json (its public key). The kinds:
     no_exp          HS256 signature checked, expiry not (verify_exp off)
     trusts_jku      RS256 with the key fetched from the token's own `jku` header
     lockout         correct_hs, but any bad token locks everyone out (revocation on attack)
+    soft_200        correct_hs, but refusals are 200 pages in the same long layout as the
+                    real answer, saying "invalid token" (a "200 with an error body" API)
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from tests.targets.webapp import serve_app
 
 STRONG_SECRET = "k7Jq2vXr9pLm4ZtW8sYb3NcF6hDg1QaE5uRo0TiV"
 WEAK_SECRET = "secret"
-HS_KINDS = ("correct_hs", "noverify", "weak", "no_exp", "lockout")
+HS_KINDS = ("correct_hs", "noverify", "weak", "no_exp", "lockout", "soft_200")
 RS_KINDS = ("correct_rs", "alg_from_header", "trusts_jku")
 CLAIMS = {"sub": "alice", "name": "Alice Example", "tenant": "acme"}
 
@@ -70,6 +72,12 @@ def valid_token(kind: str, *, exp_in: int = 3600) -> str:
     return jwt.encode(claims, secret_of(kind), algorithm="HS256")
 
 
+# The envelope every soft_200 answer shares (links, version...): most of the body.
+LAYOUT = {"api": "orders", "version": "2024-06-01",
+          "links": [{"rel": r, "href": f"/api/{r}?page=1&size=50"} for r in
+                    ("self", "orders", "invoices", "customers", "products", "settings", "help")]}
+
+
 class Refused(Exception):
     pass
 
@@ -95,6 +103,8 @@ def _alg_from_header(token: str) -> dict[str, Any]:
 
 
 def verify(kind: str, token: str) -> dict[str, Any]:
+    if kind == "soft_200":
+        return jwt.decode(token, STRONG_SECRET, algorithms=["HS256"])
     if kind == "noverify":
         return jwt.decode(token, options={"verify_signature": False})
     if kind == "alg_from_header":
@@ -126,6 +136,9 @@ def make_app(state: JwtApp) -> Flask:
     app = Flask(f"jwt_{state.kind}")
 
     def refuse(why: str) -> Response:
+        if state.kind == "soft_200":
+            return Response(json.dumps({**LAYOUT, "data": None, "error": "invalid token"}),
+                            mimetype="application/json")
         return Response(json.dumps({"error": "invalid token", "detail": why}), 401,
                         mimetype="application/json")
 
@@ -143,6 +156,9 @@ def make_app(state: JwtApp) -> Flask:
             if state.kind == "lockout":
                 state.locked.set()
             return refuse(type(exc).__name__)
+        if state.kind == "soft_200":
+            return Response(json.dumps({**LAYOUT, "data": {"user": claims.get("sub")}, "error": None}),
+                            mimetype="application/json")
         body = {"user": claims.get("sub"), "name": claims.get("name"), "tenant": claims.get("tenant"),
                 "orders": [{"id": 1001, "total": "12.50"}, {"id": 1002, "total": "99.00"}]}
         # A debug header echoing the token it took: masking must hold for forged tokens too.

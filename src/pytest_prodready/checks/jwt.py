@@ -6,7 +6,8 @@ anonymous call is not served the same answer, every other jwt check says "cannot
 a refused forgery means nothing when the real token is refused too.
 
 "Accepted" is judged by more than a status: a forged call is accepted when it answers 2xx
-with a body like the valid call's (an API that answers 200 with an error body refuses).
+with a body like the valid call's and no error phrase ("invalid token", "unauthorized"...)
+that the valid call's body lacks (an API that answers 200 with an error body refuses).
 After the attacks the valid token is sent again: a target that revokes or locks out on bad
 attempts would otherwise hide the forgeries it accepted before locking, and refusals that
 may be a lockout cannot pass.
@@ -70,9 +71,24 @@ def similarity(a: bytes, b: bytes) -> float:
     return difflib.SequenceMatcher(None, left, right, autojunk=False).ratio()
 
 
+# Words of a refusal: a 2xx body that has one the valid call's body lacks refused the caller,
+# however alike the two pages are otherwise (the same layout around "please log in").
+ERROR_PHRASES = ("unauthorized", "unauthorised", "forbidden", "invalid token", "invalid_token",
+                 "invalid signature", "signature verification failed", "token expired",
+                 "expired token", "not authenticated", "authentication required",
+                 "login required", "please log in", "access denied", "jwt malformed", "invalid jwt")
+
+
+def refusal_phrase(ex: Exchange, valid: Exchange) -> str | None:
+    text, base = ex.text[:BODY_COMPARED].lower(), valid.text[:BODY_COMPARED].lower()
+    return next((p for p in ERROR_PHRASES if p in text and p not in base), None)
+
+
 def accepted(ex: Exchange, valid: Exchange) -> bool:
-    """Served like the valid token: 2xx with a body like the valid call's."""
-    return ex.ok and similarity(ex.body, valid.body) >= SIMILAR
+    """Served like the valid token: 2xx with a body like the valid call's, without an error
+    phrase the valid call's body does not have."""
+    return (ex.ok and similarity(ex.body, valid.body) >= SIMILAR
+            and refusal_phrase(ex, valid) is None)
 
 
 # -- the positive control -----------------------------------------------------------------------
@@ -131,7 +147,8 @@ def judge_forgeries(ctx: Context, base: Control, forged: Sequence[tokens.Forged]
                           "told from a lockout")
     statuses = sorted({str(ex.status) for ex in sent})
     unlike = [ex for ex in sent if ex.ok]
-    note = (f"; {len(unlike)} answered 2xx with a body unlike the token holder's" if unlike else "")
+    note = (f"; {len(unlike)} answered 2xx, but with an error phrase or a body unlike the token "
+            "holder's" if unlike else "")
     ctx.passed(f"{ctx.subject} refused all {len(forged)} {what} (answered {'/'.join(statuses)}{note}); "
                "the valid token was still accepted after")
 

@@ -161,9 +161,13 @@ def _security(requirements: Any) -> tuple[bool, bool]:
     return secured, optional
 
 
-def operations(doc: Mapping[str, Any]) -> list[Operation]:
-    """Every operation of the spec, in document order."""
+def operations(doc: Mapping[str, Any], under: str = "") -> list[Operation]:
+    """Every operation of the spec, in document order. `under`: the path the base URL
+    already has ('/api/v1' of https://host/api/v1), not repeated from the spec's base path."""
     base = base_path(doc)
+    under = under.rstrip("/")
+    if under and (base == under or base.startswith(under + "/")):
+        base = base[len(under):]
     default = doc.get("security")
     found = []
     for template, item in (doc.get("paths") or {}).items():

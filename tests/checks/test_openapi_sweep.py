@@ -154,6 +154,14 @@ def test_resolve_follows_local_refs() -> None:
     assert op.path == "/o/42"
 
 
+def test_the_base_urls_own_path_is_not_repeated() -> None:
+    spec = generated_spec(2)
+    assert openapi.operations(spec)[0].path == "/api/v1/block0/items/ex-0"
+    assert openapi.operations(spec, under="/api/v1/")[0].path == "/block0/items/ex-0"
+    assert openapi.operations(spec, under="/api")[0].path == "/v1/block0/items/ex-0"
+    assert openapi.operations(spec, under="/other")[0].path == "/api/v1/block0/items/ex-0"
+
+
 def test_required_query_parameters_are_filled() -> None:
     doc = {"swagger": "2.0", "paths": {"/search": {"get": {"security": [{"k": []}], "parameters": [
         {"name": "q", "in": "query", "required": True, "type": "string", "example": "a b"},

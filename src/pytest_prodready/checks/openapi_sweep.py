@@ -98,7 +98,7 @@ def _counts(statuses: list[str]) -> str:
                    "router-level dependency or middleware, not per handler), answering 401/403.")
 def operations_require_auth(ctx: Context) -> None:
     source = ctx.subject or str(ctx.settings.get("openapi"))
-    ops = openapi.operations(load(ctx, source))
+    ops = openapi.operations(load(ctx, source), under=urlsplit(ctx.target.base_url).path)
     secured = [op for op in ops if op.secured and not op.optional_auth]
     optional = [op for op in ops if op.secured and op.optional_auth]
     if not secured:

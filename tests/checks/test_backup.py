@@ -131,10 +131,10 @@ def dumps(server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 def run(server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
     made: list[Target] = []
 
-    def runner(dump: Path, **overrides: Any) -> Result:
+    def runner(dump: Path | str, config_file: Path | None = None, **overrides: Any) -> Result:
         backup = {"dump": str(dump), "dsn_env": "RESTORE_DSN", "queries": QUERIES, **overrides}
         settings = Settings(values={**DEFAULTS, "base_url": "http://127.0.0.1:9", "backup": backup},
-                            secrets={"backup.dsn_env": server}, sources={})
+                            secrets={"backup.dsn_env": server}, sources={}, config_file=config_file)
         target = Target(settings)
         made.append(target)
         return run_check("backup.restore", target)
@@ -210,3 +210,16 @@ def test_a_dump_from_a_newer_pg_dump_cannot_be_judged(run: Callable[..., Result]
     assert result.outcome == "error", result.message
     assert "cannot read this dump (pg_restore: error: unsupported version (1.99) in file header): " \
            "use a client at least as new as the pg_dump that wrote it" in result.message
+
+
+def test_a_relative_dump_is_read_beside_the_config_file(run: Callable[..., Result],
+                                                        dumps: dict[str, Path], tmp_path: Path) -> None:
+    (tmp_path / "backups").mkdir()
+    shutil.copy(dumps["good"], tmp_path / "backups" / "latest.dump")
+    result = run("backups/latest.dump", config_file=tmp_path / "prodready.toml")
+    assert result.outcome == "passed", result.detail
+    missing = run("backups/none.dump", config_file=tmp_path / "prodready.toml")
+    assert missing.outcome == "error"
+    assert missing.message == (f"cannot judge: backup.dump 'backups/none.dump' does not exist (looked "
+                               f"at {tmp_path}/backups/none.dump; a relative path is resolved against "
+                               "the config file's directory)")

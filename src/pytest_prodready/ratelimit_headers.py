@@ -169,7 +169,7 @@ def _split_members(text: str) -> list[str]:
 
 
 def _bare(text: str) -> Any:
-    """A bare item: integer/decimal, string, token or boolean; None when malformed."""
+    """A bare item: integer/decimal, string, token, byte sequence or boolean; None when malformed."""
     text = text.strip()
     if _NUMBER.fullmatch(text):
         return float(text) if "." in text else int(text)
@@ -177,6 +177,8 @@ def _bare(text: str) -> Any:
         return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     if text in ("?0", "?1"):
         return text == "?1"
+    if len(text) >= 2 and text[0] == text[-1] == ":" and re.fullmatch(r":[A-Za-z0-9+/=]*:", text):
+        return text  # a byte sequence (the draft's pk= partition key): kept as written
     if _TOKEN.fullmatch(text):
         return text
     return None

@@ -15,7 +15,7 @@ import pytest
 from pytest_prodready.checking import Result, run_check
 from pytest_prodready.ratelimit_headers import read
 from pytest_prodready.target import Target
-from tests.targets.limiters import LOGIN, NginxLimited, flask_limited, nginx_limited
+from tests.targets.limiters import LOGIN, NginxLimited, express_limited, flask_limited, nginx_limited
 
 RATE = {f"POST {LOGIN}": "5/minute"}
 
@@ -148,6 +148,9 @@ def test_every_generation_and_retry_after_precedence() -> None:
     assert (draft3.limit, draft3.window_s, draft3.remaining, draft3.reset_s) == (10, 1.0, 9, 1.0)
     draft7 = read([("RateLimit", "limit=10, remaining=3, reset=30"), ("RateLimit-Policy", "10;w=60")], now)
     assert (draft7.limit, draft7.window_s, draft7.remaining, draft7.reset_s) == (10, 60.0, 3, 30.0)
+    spaced = read([("RateLimit-Policy", '"login"; q=5; w=60; pk=:MTJjYTE3YjQ5YWYy:'),
+                   ("RateLimit", '"login"; r=0; t=60')], now)
+    assert (spaced.limit, spaced.window_s, spaced.remaining, spaced.problems) == (5, 60.0, 0, ())
     current = read([("RateLimit-Policy", '"burst";q=100;w=60, "daily";q=1000;w=86400'),
                     ("RateLimit", '"burst";r=50;t=30, "daily";r=999;t=5000')], now)
     assert (current.limit, current.window_s, current.remaining, current.reset_s) == (100, 60.0, 50, 30.0)
@@ -181,3 +184,22 @@ def test_assertion_helper(target_for: Callable[..., Target]) -> None:
         assertions.assert_rate_limited(target_for(app.url), "POST /api/auth/login", "5/minute")
     with flask_limited("off") as app, pytest.raises(AssertionError, match="none was refused"):
         assertions.assert_rate_limited(target_for(app.url), "POST /api/auth/login", "5/minute")
+
+
+# -- express-rate-limit ------------------------------------------------------------------------
+@pytest.mark.parametrize(("mode", "outcome", "fragment"), [
+    ("draft-7", "passed", "advertised: RateLimit (draft 7): quota 5 per 60s, 4 remaining"),
+    # express-rate-limit's draft-8 fields carry a partition key (pk=:<base64>:, a byte sequence).
+    ("draft-8", "passed", "advertised: RateLimit-Policy 'login': quota 5 per 60s, 4 remaining"),
+    ("legacy", "passed", "advertised: X-RateLimit: quota 5, 4 remaining"),
+    ("loose", "failed", "none was refused"),
+    ("off", "failed", "none was refused"),
+])
+def test_express_rate_limit(target_for: Callable[..., Target], mode: str, outcome: str,
+                            fragment: str) -> None:
+    with express_limited(mode) as url:
+        result = enforced(target_for(url, rate_limits=RATE))
+        assert result.outcome == outcome, result.message
+        assert fragment in result.message
+        if outcome == "passed":
+            assert "5 requests accepted, request 6 refused with 429" in result.message

@@ -386,3 +386,40 @@ def delayed(mean_ms: float = 40, spread_ms: float = 5) -> Iterator[Delayed]:
             proc.wait(timeout=5)
         if proc.stdout:
             proc.stdout.close()
+
+
+# -- express-rate-limit (node, from npm) ---------------------------------------------------------
+EXPRESS_DIR = Path(__file__).parent / "express_limiter"
+EXPRESS_MODES = ("draft-7", "draft-8", "legacy", "loose", "off")
+
+
+def _express_installed() -> None:
+    """npm install (from package-lock.json) unless node_modules is there; under a file lock, as
+    pytest-xdist workers may all get here at once."""
+    import fcntl
+
+    marker = EXPRESS_DIR / "node_modules" / "express-rate-limit" / "package.json"
+    if marker.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is missing: run scripts/install-test-deps.sh (installs node and npm)")
+    with open(EXPRESS_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=EXPRESS_DIR,
+                           check=True, timeout=300, stdout=subprocess.DEVNULL)
+
+
+@contextmanager
+def express_limited(mode: str) -> Iterator[str]:
+    from tests.targets.frameworks import serve_process
+
+    if mode not in EXPRESS_MODES:
+        raise ValueError(mode)
+    _express_installed()
+    node = shutil.which("node")
+    if node is None:
+        raise RuntimeError("node is missing: run scripts/install-test-deps.sh (installs node and npm)")
+    with serve_process([node, "app.js"], env={"LIMIT_MODE": mode}, cwd=EXPRESS_DIR) as url:
+        yield url

@@ -83,10 +83,11 @@ def base_path(doc: Mapping[str, Any]) -> str:
     if "swagger" in doc:
         raw = str(doc.get("basePath") or "")
     else:
-        servers = doc.get("servers") or []
-        first = servers[0] if servers and isinstance(servers[0], dict) else {}
+        servers = doc.get("servers")
+        first = servers[0] if isinstance(servers, list) and servers and isinstance(servers[0], dict) else {}
         url = str(first.get("url") or "")
-        for name, var in (first.get("variables") or {}).items():
+        variables = first.get("variables")
+        for name, var in (variables.items() if isinstance(variables, dict) else ()):
             if isinstance(var, dict):
                 url = url.replace("{" + name + "}", str(var.get("default", "")))
         raw = urlsplit(url).path if "://" in url else url
@@ -96,6 +97,8 @@ def base_path(doc: Mapping[str, Any]) -> str:
 def example_value(doc: Mapping[str, Any], param: Mapping[str, Any]) -> str:
     if "example" in param:
         return str(param["example"])
+    if not isinstance(param, Mapping):
+        return "prodready"
     examples = param.get("examples")
     if isinstance(examples, dict) and examples:
         first = resolve(doc, next(iter(examples.values())))
@@ -128,7 +131,9 @@ def _parameters(doc: Mapping[str, Any], where: str, *lists: Any) -> dict[str, di
     """Parameters `in: where` by name; an operation's own override its path item's."""
     out: dict[str, dict[str, Any]] = {}
     for items in lists:
-        for raw in items or []:
+        if not isinstance(items, list):
+            continue
+        for raw in items:
             param = resolve(doc, raw)
             if isinstance(param, dict) and param.get("in") == where and param.get("name"):
                 out[str(param["name"])] = param

@@ -270,3 +270,35 @@ def test_config_names_a_missing_spec_file_and_accepts_the_rest(tmp_path: Path) -
     (tmp_path / "prodready.toml").write_text('base_url = "http://127.0.0.1:9"\nopenapi = "/openapi.json"\n'
                                              '[openapi_sweep]\nrefused = [401]\nallow_writes = true\n')
     assert load_settings(tmp_path, Overrides(), environ={}).get("openapi_sweep.refused") == [401]
+
+
+# -- a hostile spec (it comes from the target) ------------------------------------------
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(st.sampled_from(["$ref", "in", "name", "schema", "example",
+                                                           "examples", "default", "enum", "type",
+                                                           "required", "security", "parameters",
+                                                           "get", "post", "url", "variables", "x"])
+                                          | st.text(max_size=6), inner, max_size=5), max_leaves=25)
+
+
+def test_any_shape_of_spec_gives_operations_or_a_spec_error() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None)
+    @given(paths=st.dictionaries(st.sampled_from(["/a/{id}", "/b", "/{x}/{y}", "c", "/{"]), _json_values(),
+                                 max_size=4),
+           extra=st.dictionaries(st.sampled_from(["servers", "security", "basePath", "components"]),
+                                 _json_values(), max_size=3),
+           kind=st.sampled_from(["openapi", "swagger"]))
+    def run(paths: dict[str, Any], extra: dict[str, Any], kind: str) -> None:
+        doc = {kind: "3.0.0", "paths": paths, **extra}
+        parsed = openapi.parse_document(json.dumps(doc))
+        for op in openapi.operations(parsed):
+            assert op.method in {m.upper() for m in openapi.METHODS} and op.path.startswith("/")
+
+    run()

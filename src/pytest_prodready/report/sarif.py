@@ -95,12 +95,15 @@ def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:max(limit - 1, 0)] + "…"
 
 
-def _evidence_text(record: Mapping[str, Any], limit: int) -> str:
+def _evidence_text(record: Mapping[str, Any], limit: int, cache: dict[str, str]) -> str:
     from pytest_prodready.report.render import evidence_lines
 
     if limit <= 0:
         return ""
-    text = "\n".join(evidence_lines(record.get("evidence") or []))
+    key = str(record["nodeid"])
+    if key not in cache:  # rendered once, however often the size budget is tried
+        cache[key] = "\n".join(evidence_lines(record.get("evidence") or []))
+    text = cache[key]
     if len(text) > limit:
         cut = text[:limit]
         newline = cut.rfind("\n")
@@ -110,14 +113,14 @@ def _evidence_text(record: Mapping[str, Any], limit: int) -> str:
 
 
 def _result(record: Mapping[str, Any], card: Scorecard, rule_index: dict[str, int], uri: str,
-            line: int, evidence_chars: int) -> dict[str, Any]:
+            line: int, evidence_chars: int, cache: dict[str, str]) -> dict[str, Any]:
     from pytest_prodready.report.render import plain
 
     subject = plain(record.get("subject") or "")
     where = plain(card.target) + (f" {subject}" if subject else "")
     prefix = "cannot judge: " if record["outcome"] == "error" else ""
     text = f"{prefix}{_bounded(plain(record['message']), MESSAGE_CHARS)} (target: {where})"
-    evidence = _evidence_text(record, evidence_chars)
+    evidence = _evidence_text(record, evidence_chars, cache)
     if evidence:
         text += "\n\nEvidence:\n" + evidence
     if record.get("remediation"):
@@ -222,7 +225,7 @@ def sarif(card: Scorecard, *, config_file: Path | None = None, config_prefix: st
 
     def build(evidence_chars: int) -> dict[str, Any]:
         rules, rule_index = rules_for(rule_ids)
-        results = [_result(r, card, rule_index, uri, line_of(r), evidence_chars) for r in findings]
+        results = [_result(r, card, rule_index, uri, line_of(r), evidence_chars, cache) for r in findings]
         run_properties: dict[str, Any] = {
             "target": card.target, "verdict": card.verdict, "score": card.score, "grade": card.grade,
             "fail_on": card.fail_on, "profile": card.profile}
@@ -247,6 +250,7 @@ def sarif(card: Scorecard, *, config_file: Path | None = None, config_prefix: st
             }],
         }
 
+    cache: dict[str, str] = {}
     evidence_chars = EVIDENCE_CHARS
     while True:
         log = build(evidence_chars)

@@ -196,3 +196,36 @@ def test_crack_a_public_list_sized_file_with_crlf_and_empty_first_line(tmp_path:
 def test_forged_tokens_never_show_in_a_repr() -> None:
     forged = tokens.foreign_key(valid_token("correct_hs"))
     assert forged.token not in repr(forged) and "foreign key" in repr(forged)
+
+
+def test_parse_any_text_is_a_token_or_not_a_jwt() -> None:
+    """The configured token is arbitrary text: parse() only ever raises NotAJWT."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    part = st.one_of(st.text(max_size=12), st.binary(max_size=12).map(tokens.b64encode),
+                     st.sampled_from([tokens.encode_json({"alg": "HS256"}), tokens.encode_json([1]),
+                                      tokens.b64encode(b"\xff\xfe"), "e30"]))
+
+    @settings(max_examples=300, deadline=None)
+    @given(parts=st.lists(part, min_size=1, max_size=4))
+    def run(parts: list[str]) -> None:
+        text = ".".join(parts)
+        try:
+            parsed = tokens.parse(text)
+        except tokens.NotAJWT:
+            assert not tokens.is_jwt(text)
+            return
+        assert isinstance(parsed.header, dict) and isinstance(parsed.payload, dict)
+        tokens.crack(text, ["secret"])  # never raises on a parsed token
+
+    run()
+    head = tokens.encode_json({"alg": "HS256"})
+    assert tokens.crack(f"{head}.e30.sig\u00e9", ["secret"]) is None
+
+
+@pytest.mark.parametrize("bad", [b"", b"not a key", b'{"kty": "RSA"}', b'{"keys": []}', b"{oops",
+                                 b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"])
+def test_a_bad_public_key_is_a_value_error(bad: bytes) -> None:
+    with pytest.raises(ValueError, match="not a public key"):
+        tokens.alg_confusion(valid_token("correct_rs"), bad)

@@ -211,7 +211,11 @@ def public_key_forms(public_key: bytes | str) -> list[tuple[str, bytes]]:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     raw = public_key.encode() if isinstance(public_key, str) else public_key
-    key = load_public_key(raw)
+    try:
+        key = load_public_key(raw)
+    except Exception as exc:  # PyJWT's InvalidKeyError, cryptography's errors, KeyError...
+        raise ValueError(f"not a public key (PEM, DER, certificate, JWK or JWKS): "
+                         f"{type(exc).__name__}: {exc}") from None
     spki = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     forms: dict[bytes, str] = {}
     given = [(raw.strip(), "PEM as given")] if raw.lstrip().startswith(b"-----") else []
@@ -359,7 +363,10 @@ def crack(token: str, secrets: Iterable[str | bytes]) -> str | None:
     digest = HMAC_ALGS.get(parsed.alg)
     if digest is None:
         return None
-    message, signature = parsed.signing_input, parsed.signature
+    try:
+        message, signature = parsed.signing_input, parsed.signature
+    except (NotAJWT, UnicodeEncodeError):
+        return None  # a signature that is not base64url was made with no key at all
     hmac_digest, compare = hmac.digest, hmac.compare_digest
     for secret in secrets:
         key = secret.encode("utf-8", "surrogateescape") if isinstance(secret, str) else secret

@@ -339,3 +339,17 @@ def test_config_accepts_the_public_key_keys_and_refuses_both(tmp_path: Path) -> 
     (tmp_path / "prodready.toml").write_text(base + 'jwks_url = "ftp://x"\n')
     with pytest.raises(ConfigError, match="jwks_url"):
         family.validate(load_settings(tmp_path, Overrides(), environ={"T": "x"}))
+
+
+def test_a_public_key_that_cannot_be_had_cannot_judge(app: Callable[[str], JwtApp],
+                                                      target: Callable[..., Target], tmp_path: Path) -> None:
+    served = app("correct_rs")
+    assert_outcome(run("jwt.alg_confusion_rejected", target(served, jwks_url="/api/me")), "error",
+                   "auth.jwks_url /api/me answered 401, not a JWKS")
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    assert_outcome(run("jwt.alg_confusion_rejected", target(served, public_key_file=str(junk))), "error",
+                   "the configured public key cannot be read")
+    assert_outcome(run("jwt.alg_confusion_rejected",
+                       target(served, public_key_file=str(tmp_path / "absent.pem"))), "error",
+                   "cannot be read")

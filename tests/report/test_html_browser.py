@@ -164,6 +164,8 @@ def test_the_rendered_page_shows_verdict_score_blockers_and_categories(
     # Without a fragment no evidence is open, yet all of it is in the document.
     assert not any("open" in a for tag, a in page.elements if tag == "details")
     assert "< Access-Control-Allow-Origin: https://evil.example" in page.text_of["evidence-0"]
+    # Each built-in check says what it takes to pass (its catalogue line).
+    assert "passes when an unknown Origin is not echoed" in page.text_of["check-0"]
 
 
 def test_a_failing_checks_evidence_opens_from_its_link(sample_page: Path, tmp_path: Path) -> None:

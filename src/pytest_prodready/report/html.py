@@ -196,6 +196,12 @@ def _latency(records: list[dict[str, Any]], row_of: Mapping[str, int]) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></section>')
 
 
+def _passes_when(specs: Mapping[str, Any], record: Mapping[str, Any]) -> str:
+    """A built-in check's catalogue line (what it takes to pass), under its node id."""
+    spec = specs.get(str(record["id"]))
+    return f'<p class="muted">passes when {esc(spec.title)}</p>' if spec is not None else ""
+
+
 def _select(name: str, values: list[str]) -> str:
     options = "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
     return (f'<label>{name} <select name="{name}"><option value="">all</option>{options}'
@@ -265,6 +271,9 @@ def page(card: Scorecard) -> str:
                   + f"</tr></thead><tbody>{cat_rows}</tbody></table></section>")
 
     # -- every check ----------------------------------------------------------------------
+    from pytest_prodready.registry import all_checks
+
+    specs = all_checks()
     check_rows = []
     for i, r in enumerate(records):
         outcome = r["outcome"] if r["outcome"] in OUTCOMES else "error"
@@ -278,7 +287,8 @@ def page(card: Scorecard) -> str:
         check_rows.append(
             f'<tr id="check-{i}" class="{outcome}" data-outcome="{outcome}" '
             f'data-severity="{severity}" data-category="{esc(r["category"])}">'
-            f"<td>{outcome}</td><td>{severity}</td><td><code>{esc(r['nodeid'])}</code></td>"
+            f"<td>{outcome}</td><td>{severity}</td>"
+            f"<td><code>{esc(r['nodeid'])}</code>{_passes_when(specs, r)}</td>"
             f'<td><p class="msg">{esc(cut(r["message"], MESSAGE_CHARS))}</p>{fix_html}{waived}</td>'
             f'<td>{_evidence(r, f"evidence-{i}")}</td></tr>')
     severities = sorted({r["severity"] for r in records if r["severity"] in SEVERITY_ORDER},

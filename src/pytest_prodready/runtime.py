@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from pytest_prodready.config import Settings
 from pytest_prodready.masking import Masker
@@ -39,6 +40,7 @@ class Runtime:
     _target: Target | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _log_filter: MaskingFilter | None = None
+    _previous_factory: Any = None
     # Rendered exchange -> the node id whose failure showed it first (the terminal shows a
     # shared exchange once per run).
     shown_exchanges: dict[str, str] = field(default_factory=dict)
@@ -50,7 +52,26 @@ class Runtime:
                 self._log_filter = MaskingFilter(self._target.masker)
                 for name in HTTP_LOGGERS:
                     logging.getLogger(name).addFilter(self._log_filter)
+                self._mask_every_log_record(self._target.masker)
             return self._target
+
+    def _mask_every_log_record(self, masker: Masker) -> None:
+        """Any logger of the run (a user's own test logging a token, shown live with
+        log_cli): its records are masked where they are made, before any handler formats
+        them. Restored by close()."""
+        previous = logging.getLogRecordFactory()
+
+        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # a record whose args do not format: leave it to logging
+                return record
+            record.msg, record.args = masker.text(message), ()
+            return record
+
+        self._previous_factory = previous
+        logging.setLogRecordFactory(masked_record)
 
     def masker(self) -> Masker:
         """The run's masker: configured secrets, and those discovered in responses so far."""
@@ -67,6 +88,9 @@ class Runtime:
         if self._log_filter is not None:
             for name in HTTP_LOGGERS:
                 logging.getLogger(name).removeFilter(self._log_filter)
+        if self._previous_factory is not None:
+            logging.setLogRecordFactory(self._previous_factory)
+            self._previous_factory = None
 
     @property
     def policy(self) -> Policy:

@@ -714,3 +714,20 @@ def test_a_plain_http_site_without_https_fails(good_app: WebServed,
     assert "nothing answers HTTPS on 127.0.0.1:443" in result.message
     skipped = run_check("tls.https_reachable", target_for(good_app, tls={"require_https": False}))
     assert skipped.outcome == "skipped", skipped.message
+
+
+@pytest.mark.parametrize("scenario", ["rsa_1024", "good"])
+def test_an_untrusted_or_weak_certificate_does_not_stop_the_http_checks(
+        server: Callable[[str], Served], target_for: Callable[..., Target], scenario: str) -> None:
+    """Without tls.ca_bundle (a private CA), and for an RSA-1024 leaf below OpenSSL's default
+    security level, the HTTP checks still judge the page, fetched without verification and
+    saying so; tls.cert_valid / tls.cert_strength give the real reason."""
+    target = target_for(server(scenario), trust=False)
+    result = check(target, "headers.content_type_options")
+    assert result.outcome in ("passed", "failed"), result.message
+    assert any("without certificate verification" in ex.note for ex in result.exchanges)
+    valid = check(target, "tls.cert_valid")
+    assert valid.outcome == "failed", valid.message
+    if scenario == "rsa_1024":
+        strength = check(target, "tls.cert_strength")
+        assert strength.outcome == "failed" and "1024" in strength.message, strength.message

@@ -353,3 +353,18 @@ def test_a_public_key_that_cannot_be_had_cannot_judge(app: Callable[[str], JwtAp
     assert_outcome(run("jwt.alg_confusion_rejected",
                        target(served, public_key_file=str(tmp_path / "absent.pem"))), "error",
                    "cannot be read")
+
+
+
+@pytest.mark.parametrize(("confused", "correct"), [("alg_from_header", "correct_rs"),
+                                                   ("es_from_header", "correct_es")])
+def test_alg_confusion_with_rsa_and_ec_keys(app: Callable[[str], JwtApp], target: Callable[..., Target],
+                                            tmp_path: Path, confused: str, correct: str) -> None:
+    """The key file as an operator would save it: the PEM without its trailing newline."""
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(public_pem(confused).rstrip(b"\n"))
+    assert_outcome(run("jwt.alg_confusion_rejected", target(app(confused), public_key_file=str(pem))),
+                   "failed", "with trailing newline")
+    pem.write_bytes(public_pem(correct))
+    assert_outcome(run("jwt.alg_confusion_rejected", target(app(correct), public_key_file=str(pem))),
+                   "passed")

@@ -12,6 +12,8 @@ error) and GET /.well-known/jwks.json (its public key). The kinds:
     no_exp          HS256 signature checked, expiry not (verify_exp off)
     trusts_jku      RS256 with the key fetched from the token's own `jku` header
     lockout         correct_hs, but any bad token locks everyone out (revocation on attack)
+    correct_es      ES256 with its own P-256 key pair, algorithms pinned
+    es_from_header  alg_from_header with the ES256 key: HS256 means "HMAC with the EC PEM"
     soft_200        correct_hs, but refusals are 200 pages in the same long layout as the
                     real answer, saying "invalid token" (a "200 with an error body" API)
 """
@@ -31,7 +33,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask, Response, request
 from jwt.algorithms import RSAAlgorithm
 
@@ -41,6 +43,7 @@ STRONG_SECRET = "k7Jq2vXr9pLm4ZtW8sYb3NcF6hDg1QaE5uRo0TiV"
 WEAK_SECRET = "secret"
 HS_KINDS = ("correct_hs", "noverify", "weak", "no_exp", "lockout", "soft_200")
 RS_KINDS = ("correct_rs", "alg_from_header", "trusts_jku")
+ES_KINDS = ("correct_es", "es_from_header")
 CLAIMS = {"sub": "alice", "name": "Alice Example", "tenant": "acme"}
 
 
@@ -49,9 +52,15 @@ def server_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def public_pem() -> bytes:
+@lru_cache(maxsize=1)
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def public_pem(kind: str = "correct_rs") -> bytes:
     """The services' public key as a PEM file holds it (trailing newline included)."""
-    return server_key().public_key().public_bytes(
+    key = ec_key() if kind in ES_KINDS else server_key()
+    return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -69,6 +78,8 @@ def valid_token(kind: str, *, exp_in: int = 3600) -> str:
     claims = {**CLAIMS, "iat": int(time.time()) - 60, "exp": int(time.time()) + exp_in}
     if kind in RS_KINDS:
         return jwt.encode(claims, server_key(), algorithm="RS256", headers={"kid": "server-1"})
+    if kind in ES_KINDS:
+        return jwt.encode(claims, ec_key(), algorithm="ES256")
     return jwt.encode(claims, secret_of(kind), algorithm="HS256")
 
 
@@ -88,18 +99,19 @@ def _b64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _alg_from_header(token: str) -> dict[str, Any]:
+def _alg_from_header(token: str, kind: str = "alg_from_header") -> dict[str, Any]:
     """The vulnerable verifier: HS* means HMAC keyed with the public key file's bytes."""
     header = jwt.get_unverified_header(token)
     alg = str(header.get("alg", ""))
     if alg.startswith("HS"):
         head, payload, signature = token.split(".")
-        expected = hmac.digest(public_pem(), f"{head}.{payload}".encode(), hashlib.sha256)
+        expected = hmac.digest(public_pem(kind), f"{head}.{payload}".encode(), hashlib.sha256)
         if not hmac.compare_digest(expected, _b64(signature)):
             raise Refused("bad signature")
         claims: dict[str, Any] = json.loads(_b64(payload))
         return claims
-    return jwt.decode(token, server_key().public_key(), algorithms=[alg])
+    key = ec_key() if kind in ES_KINDS else server_key()
+    return jwt.decode(token, key.public_key(), algorithms=[alg])
 
 
 def verify(kind: str, token: str) -> dict[str, Any]:
@@ -107,8 +119,10 @@ def verify(kind: str, token: str) -> dict[str, Any]:
         return jwt.decode(token, STRONG_SECRET, algorithms=["HS256"])
     if kind == "noverify":
         return jwt.decode(token, options={"verify_signature": False})
-    if kind == "alg_from_header":
-        return _alg_from_header(token)
+    if kind in ("alg_from_header", "es_from_header"):
+        return _alg_from_header(token, kind)
+    if kind == "correct_es":
+        return jwt.decode(token, ec_key().public_key(), algorithms=["ES256"])
     if kind == "correct_rs":
         return jwt.decode(token, server_key().public_key(), algorithms=["RS256"])
     if kind == "trusts_jku":

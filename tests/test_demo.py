@@ -100,6 +100,7 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "exposure.default_credentials": ("skipped", "no Grafana at /login"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
+    "ratelimit.login_lockout": ("skipped", "not configured: set lockout.endpoint"),
     # perf: latency is active and unconfigured; the demo's pages are all under 1 KiB; no
     # static assets are configured
     "perf.latency_budget": ("skipped", "not configured: set latency"),

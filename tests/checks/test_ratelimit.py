@@ -13,9 +13,20 @@ from pathlib import Path
 import pytest
 
 from pytest_prodready.checking import Result, run_check
+from pytest_prodready.config import DEFAULTS, Settings
 from pytest_prodready.ratelimit_headers import read
 from pytest_prodready.target import Target
-from tests.targets.limiters import LOGIN, NginxLimited, express_limited, flask_limited, nginx_limited
+from tests.targets.limiters import (
+    ADMIN_TOKEN,
+    LOCKOUT_PASSWORD,
+    LOCKOUT_USER,
+    LOGIN,
+    NginxLimited,
+    express_limited,
+    flask_limited,
+    lockout_target,
+    nginx_limited,
+)
 
 RATE = {f"POST {LOGIN}": "5/minute"}
 
@@ -203,3 +214,80 @@ def test_express_rate_limit(target_for: Callable[..., Target], mode: str, outcom
         assert fragment in result.message
         if outcome == "passed":
             assert "5 requests accepted, request 6 refused with 429" in result.message
+
+
+# -- ratelimit.login_lockout -------------------------------------------------------------------
+def lockout_target_for(url: str, **lockout: object) -> Target:
+    settings = Settings(
+        values={**DEFAULTS, "base_url": url,
+                "lockout": {"endpoint": "POST /api/auth/login", "username_env": "QA_USER",
+                            "password_env": "QA_PASSWORD", **lockout},
+                "auth": {"token_env": "ADMIN_TOKEN"}},
+        secrets={"lockout.username_env": LOCKOUT_USER, "lockout.password_env": LOCKOUT_PASSWORD,
+                 "auth.token_env": ADMIN_TOKEN},
+        sources={})
+    return Target(settings)
+
+
+def lockout(target: Target) -> Result:
+    with target:
+        return run_check("ratelimit.login_lockout", target)
+
+
+def test_lockout_that_locks_passes_and_restores_the_account() -> None:
+    with lockout_target("locks", lock_s=1.0) as app:
+        result = lockout(lockout_target_for(app.url, lock_s=1))
+        assert result.outcome == "passed", result.message
+        assert ("after 5 failed logins the correct password was refused (423, Retry-After 1s)"
+                in result.message)
+        assert "the account was restored (after waiting 1s" in result.message
+        assert app.log == ["right"] + ["wrong"] * 5 + ["right", "right"]
+        assert LOCKOUT_PASSWORD not in result.detail + str(result.evidence())
+        # The session a successful login hands out is masked like the configured secrets.
+        assert "session-ok" not in str(result.evidence())
+
+
+@pytest.mark.parametrize(("mode", "fragment"), [
+    ("never", "after 5 failed logins the correct password still logged in"),
+    ("success_unlocks", "after 5 failed logins the correct password still logged in"),
+])
+def test_no_lockout_fails(mode: str, fragment: str) -> None:
+    with lockout_target(mode) as app:
+        result = lockout(lockout_target_for(app.url))
+        assert result.outcome == "failed", result.message
+        assert fragment in result.message
+        assert len(app.log) == 7  # the control, 5 failures, the correct password
+        assert "session-ok" not in result.detail
+
+
+def test_a_long_lock_is_restored_through_the_unlock_endpoint_or_reported() -> None:
+    with lockout_target("forever") as app:
+        result = lockout(lockout_target_for(app.url, unlock="POST /api/admin/unlock"))
+        assert result.outcome == "passed", result.message
+        assert "restored (via POST /api/admin/unlock" in result.message
+    with lockout_target("forever") as app:
+        result = lockout(lockout_target_for(app.url, lock_s=900))
+        assert result.outcome == "passed", result.message
+        assert "the account stays locked for 900s" in result.message and "NOT restored" in result.message
+        # Locked now: the next run cannot judge, and says why.
+        again = lockout(lockout_target_for(app.url, lock_s=900))
+        assert again.outcome == "error" and "does not log in" in again.message
+
+
+def test_lockout_and_rate_limits_config_loads(tmp_path: Path) -> None:
+    from pytest_prodready.config import Overrides, load_settings
+    from pytest_prodready.exceptions import ConfigError
+
+    (tmp_path / "prodready.toml").write_text(
+        'base_url = "http://127.0.0.1:1"\n[rate_limits]\n"/api" = "100/minute"\n'
+        '[lockout]\nendpoint = "POST /api/auth/login"\nusername_env = "QA_USER"\n'
+        'password_env = "QA_PASSWORD"\nattempts = 3\nformat = "form"\n')
+    settings = load_settings(tmp_path, Overrides(), environ={"QA_USER": "qa", "QA_PASSWORD": "pw-123456"})
+    assert settings.secret("lockout.password_env") == "pw-123456"
+    assert settings.get("lockout.attempts") == 3
+    assert settings.get("rate_limits") == {"/api": "100/minute"}
+    with pytest.raises(ConfigError, match="QA_PASSWORD"):
+        load_settings(tmp_path, Overrides(), environ={"QA_USER": "qa"})
+    (tmp_path / "prodready.toml").write_text('base_url = "http://127.0.0.1:1"\n[rate_limits]\n"/api" = "lots"\n')
+    with pytest.raises(ConfigError, match="is not a rate"):
+        load_settings(tmp_path, Overrides(), environ={})

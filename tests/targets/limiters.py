@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, request
 
@@ -423,3 +424,68 @@ def express_limited(mode: str) -> Iterator[str]:
         raise RuntimeError("node is missing: run scripts/install-test-deps.sh (installs node and npm)")
     with serve_process([node, "app.js"], env={"LIMIT_MODE": mode}, cwd=EXPRESS_DIR) as url:
         yield url
+
+
+# -- account lockout ----------------------------------------------------------------------------
+LOCKOUT_USER = "qa-lockout@example.com"
+LOCKOUT_PASSWORD = "correct-horse-battery-staple-41"
+ADMIN_TOKEN = "tok-admin-7c1e93d0a4"
+LOCKOUT_MODES = ("locks", "never", "success_unlocks", "forever")
+
+
+@dataclass
+class Lockout:
+    url: str
+    log: list[str] = field(default_factory=list)
+
+
+def make_lockout(mode: str, lock_s: float, log: list[str]) -> Flask:
+    """POST /api/auth/login (JSON username/password). 'locks': 5 failures lock the account for
+    `lock_s` (423 + Retry-After, even for the right password); 'never': no lockout;
+    'success_unlocks': locks wrong passwords out, but the right one still logs in (and resets
+    the count); 'forever': locks until POST /api/admin/unlock with the admin token."""
+    if mode not in LOCKOUT_MODES:
+        raise ValueError(mode)
+    app = Flask(f"lockout_{mode}")
+    lock = threading.Lock()
+    state = {"failures": 0, "locked_until": 0.0}
+
+    @app.post("/api/auth/login")
+    def login() -> Any:
+        data = request.get_json(silent=True) or {}
+        right = data.get("username") == LOCKOUT_USER and data.get("password") == LOCKOUT_PASSWORD
+        with lock:
+            log.append("right" if right else "wrong")
+            now = time.monotonic()
+            locked = state["locked_until"] > now
+            if locked and not (mode == "success_unlocks" and right):
+                wait = max(int(state["locked_until"] - now + 0.999), 1)
+                return {"error": "account locked"}, 423, {"Retry-After": str(wait)}
+            if right:
+                state["failures"] = 0
+                return {"token": "session-ok"}, 200
+            state["failures"] += 1
+            if mode != "never" and state["failures"] >= 5:
+                state["locked_until"] = now + (1e9 if mode == "forever" else lock_s)
+            return {"error": "invalid credentials"}, 401
+
+    @app.post("/api/admin/unlock")
+    def unlock() -> Any:
+        if request.headers.get("Authorization") != f"Bearer {ADMIN_TOKEN}":
+            return {"error": "forbidden"}, 403
+        with lock:
+            state.update(failures=0, locked_until=0.0)
+        return {"unlocked": True}, 200
+
+    @app.route("/")
+    def index() -> str:
+        return "ok"
+
+    return app
+
+
+@contextmanager
+def lockout_target(mode: str, lock_s: float = 1.0) -> Iterator[Lockout]:
+    log: list[str] = []
+    with serve_app(make_lockout(mode, lock_s, log)) as url:
+        yield Lockout(url, log)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from typing import Any
 
 from pytest_prodready import schema
 from pytest_prodready.checking import Context, check
@@ -196,7 +197,152 @@ def _judge_refusal(ctx: Context, endpoint: str, rate: str, limit: int, window: f
                f"{rate}); advertised: {first.describe()}{extra}")
 
 
+# -- ratelimit.login_lockout --------------------------------------------------------------------
+LOCKED_STATUSES = frozenset({401, 403, 423, 429})
+# The longest lock this check waits out to restore the account; longer ones are reported.
+MAX_RESTORE_WAIT_S = 30.0
+
+
+def _login_probe(settings: Settings, tag: str, password: str) -> Probe:
+    endpoint = str(settings.get("lockout.endpoint"))
+    user_field = str(settings.get("lockout.username_field") or "username")
+    pass_field = str(settings.get("lockout.password_field") or "password")
+    username = settings.secret("lockout.username_env") or ""
+    fields = {user_field: username, pass_field: password}
+    if settings.get("lockout.format") == "form":
+        from urllib.parse import urlencode
+
+        body, ctype = urlencode(fields).encode(), "application/x-www-form-urlencoded"
+    else:
+        import json
+
+        body, ctype = json.dumps(fields).encode(), "application/json"
+    return Probe.endpoint(endpoint, {"Content-Type": ctype, SEQ_HEADER: tag}, body=body,
+                          follow_redirects=False, expect_refusal=True)
+
+
+def _logged_in(ex: Exchange) -> bool:
+    return ex.status is not None and 200 <= ex.status < 400 and ex.status not in LOCKED_STATUSES
+
+
+SESSION_KEY = re.compile(r"token|session|jwt|access|refresh|sid|auth", re.IGNORECASE)
+
+
+def _mask_session(ctx: Context, ex: Exchange) -> None:
+    """A successful login hands out a real session (a cookie, a token in the JSON body): it
+    joins the masker before anything is rendered, like the configured secrets."""
+    if not _logged_in(ex):
+        return
+    for line in ex.header_all("Set-Cookie"):
+        value = line.split(";", 1)[0].partition("=")[2].strip()
+        if len(value) >= 4:
+            ctx.target.masker.add(value)
+    try:
+        data = ex.json()
+    except Exception:
+        return
+    todo = [data]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and len(value) >= 4 and SESSION_KEY.search(str(key)):
+                    ctx.target.masker.add(value)
+                elif isinstance(value, (dict, list)):
+                    todo.append(value)
+        elif isinstance(node, list):
+            todo.extend(node)
+
+
+def _login(ctx: Context, probe: Probe) -> Exchange:
+    ex = ctx.fetch(probe, rate_limit_is_answer=True)
+    _mask_session(ctx, ex)
+    return ex
+
+
+@check("ratelimit.login_lockout", title="after N failed logins further attempts are blocked",
+       severity="high", mode="active",
+       needs=("lockout.endpoint", "lockout.username_env", "lockout.password_env"),
+       remediation="Lock the account (or the client) after N failed logins for a set time, refusing "
+                   "even the correct password meanwhile (423 or 429 with Retry-After), and offer an "
+                   "unlock path for support.")
+def login_lockout(ctx: Context) -> None:
+    settings = ctx.settings
+    endpoint = str(settings.get("lockout.endpoint"))
+    attempts = int(settings.get("lockout.attempts") or 5)
+    lock_s = settings.get("lockout.lock_s")
+    password = settings.secret("lockout.password_env") or ""
+    if ctx.target.untrusted and ctx.target.url_for(endpoint.partition(" ")[2]).startswith("https:"):
+        raise CannotJudge(f"the certificate does not verify ({ctx.target.untrusted}); a password goes "
+                          "only over verified TLS: set tls.ca_bundle")
+    left = _budget_left(ctx)
+    if left < attempts + 3:
+        raise CannotJudge(f"the lockout check takes up to {attempts + 3} requests and the run's "
+                          f"request budget has {left} left; raise request_budget")
+    run = secrets.token_hex(4)
+    control = _login(ctx, _login_probe(settings, f"{run}.control", password))
+    if not _logged_in(control):
+        raise CannotJudge(f"the configured account does not log in at {endpoint} ({control.status}) "
+                          "before the test: check lockout.username_env/password_env, or it is locked "
+                          "from an earlier run")
+    wrong = f"prodready-wrong-{secrets.token_hex(6)}"
+    failures = [_login(ctx, _login_probe(settings, f"{run}.fail{n}", wrong))
+                for n in range(1, attempts + 1)]
+    let_in = [n for n, ex in enumerate(failures, 1) if _logged_in(ex)]
+    if let_in:
+        first = failures[let_in[0] - 1]
+        ctx.fail(f"{endpoint} accepted a wrong password (attempt {let_in[0]}: {first.status}); the "
+                 "lockout cannot be judged on a login that lets anyone in", first)
+    after = _login(ctx, _login_probe(settings, f"{run}.after", password))
+    if _logged_in(after):
+        ctx.fail(f"after {attempts} failed logins the correct password still logged in at {endpoint} "
+                 f"({after.status}): no lockout", failures[-1], after)
+    retry = read(after.headers).reset_s
+    locked = (f"after {attempts} failed logins the correct password was refused ({after.status}"
+              f"{f', Retry-After {retry:g}s' if retry is not None else ''})")
+    restored = _restore(ctx, settings, run, password, lock_s, retry)
+    ctx.passed(f"{endpoint}: {locked}; {restored}")
+
+
+def _restore(ctx: Context, settings: Settings, run: str, password: str, lock_s: Any,
+             retry: float | None) -> str:
+    """Unlock the account when the server allows it (its unlock endpoint, or by waiting out a
+    short lock), and say so when it cannot."""
+    unlock = settings.get("lockout.unlock")
+    if unlock:
+        credential = "auth.token_env" if settings.secret("auth.token_env") else None
+        ex = ctx.fetch(Probe.endpoint(str(unlock), {SEQ_HEADER: f"{run}.unlock"}, credential=credential,
+                                      follow_redirects=False, expect_refusal=True),
+                       rate_limit_is_answer=True)
+        if ex.status is None or ex.status >= 400:
+            return (f"the account could NOT be restored: {unlock} answered {ex.status}; it stays "
+                    f"locked{f' for up to {lock_s:g}s' if lock_s else ''}")
+        wait = 0.0
+    else:
+        wait = float(lock_s) if lock_s is not None else (retry if retry is not None else -1.0)
+        if wait < 0 or wait > MAX_RESTORE_WAIT_S:
+            how = f"{wait:g}s" if wait >= 0 else "an unknown time"
+            return (f"the account stays locked for {how} (longer than this check waits, "
+                    f"{MAX_RESTORE_WAIT_S:g}s, and no lockout.unlock endpoint is configured): it was "
+                    "NOT restored")
+        ctx.target.throttle.sleep(wait + 0.5)
+    again = _login(ctx, _login_probe(settings, f"{run}.restored", password))
+    if _logged_in(again):
+        how = f"via {unlock}" if unlock else f"after waiting {wait:g}s"
+        return f"the account was restored ({how}: the correct password logs in again)"
+    return (f"the account could NOT be restored: the correct password is still refused ({again.status}) "
+            f"{f'after {wait:g}s' if not unlock else f'after {unlock}'}")
+
+
 FAMILY = Family(
     name="ratelimit",
-    config={"rate_limits": schema.MapOf(schema.rate, key_check=schema._endpoint_key)},
+    config={
+        "rate_limits": schema.MapOf(schema.rate, key_check=schema._endpoint_key),
+        "lockout": schema.Table({
+            "endpoint": schema.endpoint, "username_env": schema.env_name, "password_env": schema.env_name,
+            "attempts": schema.integer(1, 50), "lock_s": schema.number(0, 86_400),
+            "format": schema.one_of("json", "form"), "username_field": schema.string,
+            "password_field": schema.string, "unlock": schema.endpoint,
+        }),
+    },
 )

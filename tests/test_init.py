@@ -21,7 +21,7 @@ import pytest
 
 from pytest_prodready.config import Overrides, load_settings
 from pytest_prodready.demo.service import CA_BUNDLE, DEMO_TOKEN_ENV, DemoServer
-from pytest_prodready.init import InitError, init, plan_from_spec
+from pytest_prodready.init import InitError, init, plan_from_spec, spec_reference
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,6 +106,7 @@ def test_init_from_a_file_writes_a_config_that_validates_and_refuses_to_overwrit
     assert config["protected"] == ["/api/agents", "/api/agents/agt_42", "DELETE /api/agents/agt_42",
                                    "POST /api/chat"]
     assert config["health"] == ["/api/health"]
+    assert config["openapi"] == "openapi.yaml"  # the sweep reads the same spec, beside the config
     assert '"/api/health",  # REVIEW' in text
     # Secrets stubbed by variable name only, commented out so the file loads as written.
     for stub in ('# token_env = "PRODREADY_TOKEN"', '# token_env = "ALICE_TOKEN"',
@@ -129,6 +130,15 @@ def test_init_from_a_file_writes_a_config_that_validates_and_refuses_to_overwrit
     with pytest.raises(InitError, match="already exist; not overwriting"):
         init(tmp_path, str(source))
     assert [p.read_bytes() for p in written] == before
+
+
+def test_the_sweep_gets_the_spec_only_where_the_run_may_read_it(tmp_path: Path) -> None:
+    plan = plan_from_spec(spec())
+    on_target = "https://staging.acme.example/openapi.json?v=2"
+    assert spec_reference(plan, on_target, tmp_path) == "/openapi.json?v=2"
+    assert spec_reference(plan, "https://docs.acme.example/openapi.json", tmp_path) is None
+    assert spec_reference(plan, str(tmp_path / "api" / "spec.yaml"), tmp_path) == "api/spec.yaml"
+    assert spec_reference(plan, None, tmp_path) is None
 
 
 def test_init_refuses_when_only_the_test_file_exists(tmp_path: Path) -> None:
@@ -212,6 +222,7 @@ def test_init_from_a_url_then_the_smoke_tests_run_against_the_demo(spec_url: str
 
     config = tmp_path / "prodready.toml"
     text = config.read_text(encoding="utf-8")
+    assert '# openapi = "/openapi.json"' in text  # served by another host than the target
     # The edits the demo's team makes: the ids the spec's examples do not know are dropped,
     # the auth stub is uncommented (its variable exported below), its private CA is trusted.
     text = text.replace('  "/api/agents/agt_42",', "").replace('  "DELETE /api/agents/agt_42",', "")

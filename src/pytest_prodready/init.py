@@ -51,6 +51,7 @@ class Plan:
     webhooks: list[tuple[str, str]] = field(default_factory=list)  # (name, path)
     bearer: bool = False
     json_endpoint: str | None = None  # a POST/PUT taking JSON (malformed-input check)
+    spec_reference: str | None = None  # `openapi = ...` for the sweep, when the run can reach it
 
 
 # -- reading the spec ----------------------------------------------------------------------
@@ -237,6 +238,7 @@ def config_text(plan: Plan, source: str | None) -> str:
     lines.append("")
     lines.append("# Operations the spec secures: each must refuse an anonymous caller (401/403).")
     lines += _list(plan.protected, "protected")
+    lines += _openapi_lines(plan, source)
     lines.append("")
     lines += _list(plan.health, "health")
     if plan.version_paths:
@@ -264,6 +266,40 @@ def config_text(plan: Plan, source: str | None) -> str:
         lines += [f"# [webhooks.{name}]", f"# path = {_q(path)}", '# scheme = "hmac-sha256"',
                   '# header = "X-Signature"', f'# secret_env = "{env}"', ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def spec_reference(plan: Plan, source: str | None, directory: Path) -> str | None:
+    """How the config names the spec for the OpenAPI sweep (openapi = ...): a path on the
+    target when the spec is served by it, a file relative to the config; None when the spec
+    lives elsewhere (the run may only talk to the target's own hosts)."""
+    if not source:
+        return None
+    if re.match(r"https?://", source, re.IGNORECASE):
+        from urllib.parse import urlsplit
+
+        spec_url, base = urlsplit(source), urlsplit(plan.base_url)
+        if (spec_url.scheme, spec_url.netloc) == (base.scheme, base.netloc) and spec_url.path.startswith("/"):
+            return spec_url.path + (f"?{spec_url.query}" if spec_url.query else "")
+        return None
+    path = Path(source).resolve()
+    try:
+        return path.relative_to(directory.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _openapi_lines(plan: Plan, source: str | None) -> list[str]:
+    from pytest_prodready import schema
+
+    if not source or "openapi" not in schema.fields():
+        return []
+    reference = plan.spec_reference
+    if reference is None:
+        return ["# The spec is not served by the target: to sweep every operation it declares,",
+                "# point openapi at it on the target (a path) or at a copy in this repository.",
+                f"# openapi = {_q('/openapi.json')}"]
+    return ["# Every operation of the spec is also swept for auth (openapi.operations_require_auth).",
+            f"openapi = {_q(reference)}"]
 
 
 def tests_text(plan: Plan) -> str:
@@ -365,6 +401,7 @@ def init(directory: Path, source: str | None = None) -> list[Path]:
         raise InitError(f"{names} already exist{'s' if len(existing) == 1 else ''}; not overwriting "
                         "(remove or rename it first)")
     plan = plan_from_spec(load_spec(source)) if source else Plan(health=[("/health", "REVIEW: guessed")])
+    plan.spec_reference = spec_reference(plan, source, directory)
     config_body = config_text(plan, source)
     _check_config(config_body)
     tests_body = tests_text(plan)

@@ -302,3 +302,64 @@ def test_any_shape_of_spec_gives_operations_or_a_spec_error() -> None:
             assert op.method in {m.upper() for m in openapi.METHODS} and op.path.startswith("/")
 
     run()
+
+
+# -- FastAPI's own spec ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fastapi_url() -> Iterator[str]:
+    """A FastAPI app whose /openapi.json FastAPI generates. Routes depend on HTTPBearer;
+    one uses HTTPBearer(auto_error=False) and never checks the result: the spec declares
+    security there, and anyone gets the data (a real, common bug)."""
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    from tests.targets.frameworks import serve_asgi
+
+    bearer, lenient = HTTPBearer(), HTTPBearer(auto_error=False)
+
+    def user(creds: HTTPAuthorizationCredentials = Depends(bearer)) -> str:  # noqa: B008
+        if creds.credentials != "real-token":
+            raise HTTPException(status_code=401, detail="invalid token")
+        return "alice"
+
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/orders/{order_id}")
+    def order(order_id: int, who: str = Depends(user)) -> dict[str, object]:
+        return {"id": order_id, "owner": who}
+
+    @app.get("/invoices")
+    def invoices(page: int, who: str = Depends(user)) -> list[int]:
+        return [page]
+
+    @app.post("/orders")
+    def create(who: str = Depends(user)) -> dict[str, str]:
+        return {"created": who}
+
+    @app.delete("/orders/{order_id}")
+    def delete(order_id: int, who: str = Depends(user)) -> dict[str, int]:
+        return {"deleted": order_id}
+
+    @app.get("/reports/{year}")
+    def report(year: int, creds: HTTPAuthorizationCredentials | None = Depends(lenient)) -> dict[str, int]:  # noqa: B008
+        return {"year": year, "revenue": 1234567}  # forgot: if creds is None: raise 401
+
+    with serve_asgi(app) as url:
+        yield url
+
+
+def test_fastapi_spec_sweep_finds_the_lenient_route(fastapi_url: str) -> None:
+    settings = Settings(values={**DEFAULTS, "base_url": fastapi_url, "openapi": "/openapi.json"},
+                        secrets={}, sources={})
+    with Target(settings) as target:
+        result = run_check(CHECK, target, "/openapi.json")
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith("1 of the 3 operations probed that the spec secures answered an "
+                                     "anonymous call with 2xx: GET /reports/1 (report_reports__year__get)")
+    assert "1234567" in result.detail
+    sent = [ex.request_line for ex in result.exchanges]
+    assert not any(line.startswith(("POST", "DELETE")) for line in sent)

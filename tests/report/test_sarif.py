@@ -141,6 +141,24 @@ def test_too_many_results_keep_the_worst_and_count_the_rest(tmp_path: Path) -> N
     assert [r["level"] for r in kept[:300]] == ["error"] * 300  # the critical ones first
 
 
+def test_a_pyproject_config_anchors_to_its_tool_prodready_tables(tmp_path: Path) -> None:
+    card, config = sample(tmp_path)
+    config.unlink()
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\n\n[tool.prodready]\nbase_url = "https://s.example"\n'
+                         'protected = ["/api/agents"]\n\n[tool.prodready.cors]\nallowed_origins = []\n',
+                         encoding="utf-8")
+    card.config_file, card.config_prefix = str(pyproject), "tool.prodready"
+    log = sarif_report.sarif(card, root=tmp_path)
+    validate(log)
+    lines = pyproject.read_text(encoding="utf-8").splitlines()
+    where = {r["ruleId"]: (r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                           lines[r["locations"][0]["physicalLocation"]["region"]["startLine"] - 1])
+             for r in log["runs"][0]["results"]}
+    assert where["cors.unknown_origin_rejected"] == ("pyproject.toml", "[tool.prodready.cors]")
+    assert where["auth.required"] == ("pyproject.toml", 'protected = ["/api/agents"]')
+
+
 def test_without_a_config_file_results_anchor_where_it_would_be(tmp_path: Path) -> None:
     card, _ = sample(tmp_path)
     card.config_file = None

@@ -305,7 +305,7 @@ PAGE_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "header
 # Attributes whose values are ours alone (a fixed vocabulary or our own numbers).
 OUR_VALUES = {"class": {"passed", "failed", "error", "skipped", "waived", "critical", "high", "medium",
                         "low", "ready", "not-ready", "big", "msg", "fix", "muted", "num", "bar", "mid",
-                        "hist", "hist-axis",
+                        "hist", "hist-axis", "score",
                         "sev critical", "sev high", "sev medium", "sev low"},
               "data-outcome": {"passed", "failed", "error", "skipped", "waived"},
               "data-severity": {"critical", "high", "medium", "low"}}

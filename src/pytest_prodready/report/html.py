@@ -107,8 +107,9 @@ ul#blockers li.low{border-left-color:var(--muted)}
 table{border-collapse:collapse;width:100%}
 th,td{border-bottom:1px solid var(--line);padding:5px 8px;text-align:left;vertical-align:top}
 thead th{background:#f6f8fa}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.bar{background:#eaeef2;border-radius:4px;height:.9em;width:14em;overflow:hidden}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+.bar{display:inline-block;vertical-align:middle;background:#eaeef2;border-radius:4px;height:.9em;
+width:14em;overflow:hidden;margin-right:.5em}
 .bar span{display:block;height:100%;background:var(--ok)}
 .bar span.mid{background:var(--warn)}.bar span.low{background:var(--bad)}
 tr.failed td:first-child,tr.error td:first-child{color:var(--bad);font-weight:600}
@@ -263,11 +264,11 @@ def page(card: Scorecard) -> str:
     # -- categories -----------------------------------------------------------------------
     cat_rows = "".join(
         f'<tr data-category="{esc(c["name"])}"><th scope="row">{esc(c["name"])}</th>'
-        f'<td>{_bar(c["score"])}</td><td class="num">{_score(c["score"])}</td>'
+        f'<td class="score">{_bar(c["score"])} <b>{_score(c["score"])}</b></td>'
         + "".join(f'<td class="num">{c[o]}</td>' for o in OUTCOMES) + "</tr>"
         for c in card.categories())
     categories = ('<section><h2>Categories</h2><table id="categories"><thead><tr><th>category</th>'
-                  '<th colspan="2">score</th>' + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
+                  '<th>score</th>' + "".join(f'<th class="num">{o}</th>' for o in OUTCOMES)
                   + f"</tr></thead><tbody>{cat_rows}</tbody></table></section>")
 
     # -- every check ----------------------------------------------------------------------

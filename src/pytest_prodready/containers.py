@@ -19,7 +19,7 @@ import importlib
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -93,6 +93,7 @@ class ServiceSpec:
     port: int
     health_path: str = ""
     start_timeout_s: float = 30.0
+    command: Sequence[str] = ()  # arguments to the image's entrypoint (its CMD when empty)
 
     @staticmethod
     def from_settings(settings: Settings, *, with_secrets: bool = True) -> ServiceSpec:
@@ -123,6 +124,8 @@ class ContainerRun:
     exit_code: int | None = None
     logs: str = ""
     started: float = field(default_factory=time.monotonic)
+    # Fetches the latest logs while the container lives (set by its Service).
+    refresh: Callable[[], object] | None = field(default=None, compare=False, repr=False)
 
     def event(self, text: str) -> None:
         self.events.append((time.monotonic() - self.started, text))
@@ -154,6 +157,7 @@ class Service:
 
     def __init__(self, spec: ServiceSpec, run: ContainerRun, docker_client: Any) -> None:
         self.spec, self.run, self.client = spec, run, docker_client
+        run.refresh = self.collect_logs
         self._tc: Any = None
 
     def start(self) -> Service:
@@ -162,6 +166,8 @@ class Service:
         for name, value in {**self.spec.env, **self.spec.secrets}.items():
             container = container.with_env(name, value)
         container = container.with_kwargs(network_mode="host")
+        if self.spec.command:
+            container = container.with_command(list(self.spec.command))
         try:
             self._tc = container.start()
         except Exception as exc:
@@ -232,6 +238,8 @@ class Service:
         self.run.event(f"sent {signal}")
 
     def collect_logs(self) -> str:
+        if self._tc is None:  # removed: the logs collected at close are the last ones
+            return self.run.logs
         # The container may be gone: logs are evidence, not essential.
         with contextlib.suppress(Exception):
             self.run.logs = self.wrapped.logs(tail=LOG_TAIL * 2).decode("utf-8", "replace")

@@ -12,6 +12,7 @@ import fcntl
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -223,3 +224,68 @@ def test_a_relative_dump_is_read_beside_the_config_file(run: Callable[..., Resul
     assert missing.message == (f"cannot judge: backup.dump 'backups/none.dump' does not exist (looked "
                                f"at {tmp_path}/backups/none.dump; a relative path is resolved against "
                                "the config file's directory)")
+
+
+# -- into a fresh PostgreSQL container (backup.image) ---------------------------------------------
+@pytest.fixture(scope="module")
+def pg_image() -> str:
+    """A PostgreSQL image built from this machine's server (no registry here)."""
+    from tests.checks.test_container import engine
+    from tests.targets.images import ensure_postgres_image
+
+    return ensure_postgres_image(engine())
+
+
+@pytest.fixture
+def run_in_image(pg_image: str) -> Iterator[Callable[..., Result]]:
+    made: list[Target] = []
+
+    def runner(dump: Path) -> Result:
+        backup = {"dump": str(dump), "image": pg_image, "queries": QUERIES}
+        settings = Settings(values={**DEFAULTS, "base_url": "http://127.0.0.1:9", "backup": backup},
+                            secrets={}, sources={})
+        target = Target(settings)
+        made.append(target)
+        return run_check("backup.restore", target)
+
+    yield runner
+    for target in made:
+        target.close()
+
+
+def test_a_good_dump_restores_into_a_fresh_container(run_in_image: Callable[..., Result],
+                                                     dumps: dict[str, Path], pg_image: str) -> None:
+    result = run_in_image(dumps["good"])
+    assert result.outcome == "passed", result.detail
+    assert f"restored into a fresh {pg_image} container and 2 sanity queries passed" in result.message
+    events = [e["event"] for fact in result.evidence() if "container" in fact
+              for e in fact["container"]["events"]]
+    assert "answers queries" in events
+    from tests.checks.test_container import engine
+
+    assert not engine().containers.list(all=True, filters={"ancestor": pg_image})
+
+
+def test_a_corrupt_dump_fails_in_a_fresh_container(run_in_image: Callable[..., Result],
+                                                   dumps: dict[str, Path]) -> None:
+    result = run_in_image(dumps["corrupt"])
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith("restoring corrupt.dump failed after ")
+    # The container's timeline and logs are evidence; its generated password is masked.
+    assert "(host network; env: POSTGRES_PASSWORD)" in result.detail
+    assert "database system is ready to accept connections" in result.detail
+    assert not re.search(r"(postgres:|PASSWORD=)[0-9a-f]{32}", result.detail + str(result.evidence()))
+
+
+def test_dsn_and_image_together_are_a_config_error() -> None:
+    from pytest_prodready import family
+    from pytest_prodready.exceptions import ConfigError
+
+    settings = Settings(values={**DEFAULTS, "base_url": "http://127.0.0.1:9",
+                                "backup": {"dump": "x.dump", "dsn_env": "RESTORE_DSN", "image": "postgres:16",
+                                           "queries": QUERIES}},
+                        secrets={"backup.dsn_env": "postgresql://127.0.0.1/postgres"}, sources={})
+    with pytest.raises(ConfigError) as raised:
+        family.validate(settings)
+    assert ("backup.image", "set backup.dsn_env (a server to restore into) or backup.image "
+                            "(a PostgreSQL image to start), not both") in raised.value.problems

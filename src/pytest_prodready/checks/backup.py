@@ -13,8 +13,11 @@ from __future__ import annotations
 import re
 import secrets as random
 import shutil
+import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -23,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pytest_prodready import schema
 from pytest_prodready.checking import Context, check
 from pytest_prodready.config import Settings
-from pytest_prodready.exceptions import CannotJudge, CheckFailure
+from pytest_prodready.exceptions import CannotJudge, CheckFailure, ConfigError
 from pytest_prodready.family import Family
 
 if TYPE_CHECKING:
@@ -158,23 +161,87 @@ def _last_error(stderr: str) -> str:
 
 def fail(ctx: Context, message: str, restore: Restore) -> NoReturn:
     masker = ctx.target.masker
+    for fact in ctx.facts:
+        refresh = getattr(fact, "refresh", None)  # a container's logs, as of now
+        if callable(refresh):
+            refresh()
+    others = [masker.text(fact.render()) for fact in ctx.facts if fact is not restore]
     rendered = "\n".join([f"[{ctx.spec.id}] {masker.text(message)}", f"Fix: {ctx.spec.remediation}",
-                          "", restore.render()])
+                          "", restore.render(), *others])
     raise CheckFailure(message, ctx.exchanges, remediation=ctx.spec.remediation,
                        check_id=ctx.spec.id, rendered=rendered)
 
 
 @check("backup.restore", mode="active", severity="critical",
        title="a backup restores into a fresh database and its sanity queries pass",
-       needs=("backup.dump", "backup.dsn_env", "backup.queries"),
+       needs=("backup.dump", "backup.queries"),
        remediation="Test restores on a schedule: pg_restore --exit-on-error into a scratch "
                    "database with a client at least as new as the pg_dump that wrote the dump, "
                    "then check row counts and a known record; fix what breaks before you need it.")
 def restore(ctx: Context) -> None:
     path = dump_path(ctx.settings)
-    dsn = ctx.settings.secret("backup.dsn_env")
-    if not dsn:
-        raise CannotJudge("backup.dsn_env names an empty environment variable")
+    image = ctx.settings.get("backup.image")
+    if ctx.settings.get("backup.dsn_env"):
+        dsn = ctx.settings.secret("backup.dsn_env")
+        if not dsn:
+            raise CannotJudge("backup.dsn_env names an empty environment variable")
+        restore_into(ctx, path, dsn, "a fresh database")
+    elif image:
+        with fresh_postgres(ctx, str(image)) as dsn:
+            restore_into(ctx, path, dsn, f"a fresh {image} container")
+    else:
+        ctx.skip("not configured: set backup.dsn_env (a throwaway server) or backup.image "
+                 "(a PostgreSQL image to start)")
+
+
+@contextmanager
+def fresh_postgres(ctx: Context, image: str) -> Iterator[str]:
+    """A PostgreSQL container of `image` (official-image conventions: POSTGRES_PASSWORD, the
+    server's arguments as its command) on the host network, on a free 127.0.0.1 port;
+    yields its DSN once it answers a query; removed after."""
+    from pytest_prodready.containers import LOOPBACK, ServiceSpec, engine_host, service
+
+    ctx.target.guard(engine_host())
+    ctx.target.guard(LOOPBACK)
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        port = int(sock.getsockname()[1])
+    password = random.token_hex(16)
+    timeout = float(ctx.settings.get("backup.start_timeout_s") or 60)
+    spec = ServiceSpec(image=image, env={}, secrets={"POSTGRES_PASSWORD": password}, port=port,
+                       start_timeout_s=timeout,
+                       command=("postgres", "-p", str(port), "-c", f"listen_addresses={LOOPBACK}"))
+    svc = service(spec, ctx.target.masker)
+    ctx.add_fact(svc.run)
+    dsn = f"postgresql://postgres:{password}@{LOOPBACK}:{port}/postgres"
+    ctx.target.masker.add(dsn)
+    try:
+        svc.start()
+        svc.wait_healthy()  # the port accepts
+        psql = shutil.which("psql")
+        if not psql:
+            raise CannotJudge("psql is not installed: backup.restore needs the PostgreSQL client "
+                              "(apt-get install postgresql-client)")
+        deadline = time.monotonic() + timeout
+        while True:
+            ctx.target.guard(LOOPBACK)
+            ready = subprocess.run([psql, "-X", "-Atq", "-d", dsn, "-c", "SELECT 1"],
+                                   capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
+            if ready.returncode == 0:
+                svc.run.event("answers queries")
+                break
+            if time.monotonic() > deadline:
+                svc.collect_logs()
+                raise CannotJudge(f"{image} did not answer queries within {timeout:g} s: "
+                                  f"{ctx.target.masker.text(_last_error(ready.stderr))}")
+            time.sleep(0.1)
+        yield dsn
+    finally:
+        svc.close()
+
+
+def restore_into(ctx: Context, path: Path, dsn: str, into: str) -> None:
+    """Restore `path` into a scratch database on the server of `dsn` and judge it."""
     masker = ctx.target.masker
     masker.add(dsn)
     for part in re.findall(r"(?:password\s*=\s*'?|://[^:/@]*:)([^'\s@]+)", dsn):
@@ -249,7 +316,7 @@ def restore(ctx: Context) -> None:
             fail(ctx, f"{path.name} restored and passed its sanity queries, but took {rto:.2f} s: "
                       f"over backup.max_rto_s ({float(limit):g} s)", evidence)
         dumped = f", d{evidence.dumped[0][1:]}" if evidence.dumped else ""
-        ctx.passed(f"{path.name} ({fmt} format{dumped}) restored into a fresh database and "
+        ctx.passed(f"{path.name} ({fmt} format{dumped}) restored into {into} and "
                    f"{len(results)} sanity quer{'y' if len(results) == 1 else 'ies'} passed "
                    f"({'; '.join(results)}): RTO {rto:.2f} s")
     finally:
@@ -258,7 +325,19 @@ def restore(ctx: Context) -> None:
 
 def _hosts(settings: Settings) -> list[str]:
     dsn = settings.secret("backup.dsn_env")
-    return [dsn_host(dsn)] if dsn else []
+    if dsn:
+        return [dsn_host(dsn)]
+    if settings.get("backup.image"):
+        from pytest_prodready.containers import LOOPBACK, engine_host
+
+        return [LOOPBACK, engine_host()]
+    return []
+
+
+def _validate(settings: Settings) -> None:
+    if settings.get("backup.dsn_env") and settings.get("backup.image"):
+        raise ConfigError("backup.image", "set backup.dsn_env (a server to restore into) or "
+                                          "backup.image (a PostgreSQL image to start), not both")
 
 
 FAMILY = Family(
@@ -269,6 +348,9 @@ FAMILY = Family(
         "queries": schema.list_of(schema.bounded_text(2000)),
         "max_rto_s": schema.number(0.1, 86_400),
         "timeout_s": schema.number(1, 86_400),
+        "image": schema.bounded_text(300),
+        "start_timeout_s": schema.number(1, 3600),
     })},
     hosts=_hosts,
+    validate=_validate,
 )

@@ -93,3 +93,76 @@ def ensure_images(client: Any) -> dict[str, str]:
                 client.images.build(path=str(CONTEXT), dockerfile=dockerfile, tag=tags[variant],
                                     buildargs={"BASE": base, **args}, rm=True)
     return tags
+
+
+# -- a PostgreSQL image (backup.restore into a fresh container) ---------------------------------
+PG_CONTEXT = Path(__file__).parent / "postgres"
+
+
+def _pg_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[4]))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): "
+                           "run scripts/install-test-deps.sh")
+    return found[-1].parent
+
+
+def pg_rootfs_tar() -> bytes:
+    """busybox plus this machine's PostgreSQL server (binaries, modules, share files, the
+    shared libraries they link) as a root filesystem."""
+    bindir = _pg_bindir()
+    version = bindir.parent.name
+    files: set[Path] = {bindir / "postgres", bindir / "initdb", bindir / "pg_ctl"}
+    files |= {p for p in (bindir.parent / "lib").rglob("*") if p.is_file()}
+    files |= {p for p in Path(f"/usr/share/postgresql/{version}").rglob("*")
+              if p.is_file() and "man" not in p.parts}
+    files |= {Path("/usr/share/zoneinfo/UTC"), Path("/usr/share/zoneinfo/Etc/UTC")}
+    libs: set[str] = set()
+    for binary in (bindir / "postgres", bindir / "initdb", bindir / "pg_ctl"):
+        out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            libs |= {part for part in parts if part.startswith("/")}
+    base = io.BytesIO(rootfs_tar())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=base, mode="r") as src, tarfile.open(fileobj=buf, mode="w") as tar:
+        for member in src.getmembers():
+            if member.name == "etc/passwd":
+                data = (src.extractfile(member) or io.BytesIO()).read()
+                data += b"postgres:x:999:999:postgres:/var/lib/postgresql:/bin/sh\n"
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            else:
+                tar.addfile(member, src.extractfile(member) if member.isfile() else None)
+        for name in ("var", "var/lib", "var/run", "var/lib/postgresql", "var/run/postgresql"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            if name.endswith("postgresql"):
+                info.uid = info.gid = 999
+                info.mode = 0o700 if name.startswith("var/lib") else 0o2775
+            tar.addfile(info)
+        for path in sorted(files | {Path(lib) for lib in libs}):
+            if path.exists():
+                tar.add(str(path.resolve()), arcname=str(path).lstrip("/"), recursive=False)
+    return buf.getvalue()
+
+
+def ensure_postgres_image(client: Any) -> str:
+    """A PostgreSQL image built from this machine's server (tag: version and content hash)."""
+    bindir = _pg_bindir()
+    h = hashlib.sha256((bindir / "postgres").read_bytes()[:1 << 20])
+    for path in sorted(PG_CONTEXT.iterdir()):
+        h.update(path.name.encode() + path.read_bytes())
+    digest = h.hexdigest()[:12]
+    tag = f"{REPO}/postgres:{bindir.parent.name}-{digest}"
+    base = f"{REPO}/postgres-rootfs:{bindir.parent.name}-{digest}"
+    with LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        have = {t for image in client.images.list() for t in image.tags if t.startswith(f"{REPO}/")}
+        if base not in have:
+            repository, name = base.split(":")
+            client.api.import_image_from_data(pg_rootfs_tar(), repository=repository, tag=name)
+        if tag not in have:
+            client.images.build(path=str(PG_CONTEXT), tag=tag, rm=True,
+                                buildargs={"BASE": base, "PGBIN": str(bindir)})
+    return tag

@@ -131,7 +131,7 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "openapi.operations_require_auth": ("skipped", "not configured: set openapi"),
     # backup: the demo configures no dump
     "backup.restore": ("skipped",
-                       "not configured: set backup.dump, backup.dsn_env, backup.queries"),
+                       "not configured: set backup.dump, backup.queries"),
 }
 SECRETS = (DEMO_TOKEN, DEMO_WEBHOOK_SECRET)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1"}

@@ -119,6 +119,21 @@ def test_alg_none_fails_on_a_service_that_does_not_verify(app: Callable[[str], J
     assert_masked(result, tokens.alg_none(served.token), served.token)
 
 
+def test_a_body_unlike_the_valid_one_but_showing_the_holder_is_accepted(
+        app: Callable[[str], JwtApp], target: Callable[..., Target]) -> None:
+    """The service echoes the token (and its claims): forged bodies differ from the valid one
+    by more than 20%, yet they show the token holder's identity, so they were accepted."""
+    from pytest_prodready.checks.jwt import SIMILAR, similarity
+
+    served = app("noverify_echo")
+    result = run("jwt.bad_signature_rejected", target(served))
+    assert_outcome(result, "failed", "accepted 8 of 8 forged tokens")
+    valid = result.exchanges[-1]
+    # The jwk/jku/x5u tokens carry a big header: their echo makes the body under 60% alike.
+    assert sum(similarity(ex.body, valid.body) < SIMILAR for ex in result.exchanges[:8]) >= 3
+    assert_masked(result, tokens.bad_signatures(served.token)[:3], served.token)
+
+
 def test_alg_none_passes_on_a_correct_service(app: Callable[[str], JwtApp],
                                               target: Callable[..., Target]) -> None:
     result = run("jwt.alg_none_rejected", target(app("correct_hs")))

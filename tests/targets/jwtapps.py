@@ -14,6 +14,7 @@ error) and GET /.well-known/jwks.json (its public key). The kinds:
     lockout         correct_hs, but any bad token locks everyone out (revocation on attack)
     correct_es      ES256 with its own P-256 key pair, algorithms pinned
     es_from_header  alg_from_header with the ES256 key: HS256 means "HMAC with the EC PEM"
+    noverify_echo   noverify, and the body echoes the token it took (so it differs per token)
     soft_200        correct_hs, but refusals are 200 pages in the same long layout as the
                     real answer, saying "invalid token" (a "200 with an error body" API)
 """
@@ -41,7 +42,7 @@ from tests.targets.webapp import serve_app
 
 STRONG_SECRET = "k7Jq2vXr9pLm4ZtW8sYb3NcF6hDg1QaE5uRo0TiV"
 WEAK_SECRET = "secret"
-HS_KINDS = ("correct_hs", "noverify", "weak", "no_exp", "lockout", "soft_200")
+HS_KINDS = ("correct_hs", "noverify", "noverify_echo", "weak", "no_exp", "lockout", "soft_200")
 RS_KINDS = ("correct_rs", "alg_from_header", "trusts_jku")
 ES_KINDS = ("correct_es", "es_from_header")
 CLAIMS = {"sub": "alice", "name": "Alice Example", "tenant": "acme"}
@@ -117,7 +118,7 @@ def _alg_from_header(token: str, kind: str = "alg_from_header") -> dict[str, Any
 def verify(kind: str, token: str) -> dict[str, Any]:
     if kind == "soft_200":
         return jwt.decode(token, STRONG_SECRET, algorithms=["HS256"])
-    if kind == "noverify":
+    if kind in ("noverify", "noverify_echo"):
         return jwt.decode(token, options={"verify_signature": False})
     if kind in ("alg_from_header", "es_from_header"):
         return _alg_from_header(token, kind)
@@ -173,6 +174,9 @@ def make_app(state: JwtApp) -> Flask:
         if state.kind == "soft_200":
             return Response(json.dumps({**LAYOUT, "data": {"user": claims.get("sub")}, "error": None}),
                             mimetype="application/json")
+        if state.kind == "noverify_echo":
+            return Response(json.dumps({"user": claims.get("sub"), "token": value.removeprefix("Bearer "),
+                                        "claims": claims}), mimetype="application/json")
         body = {"user": claims.get("sub"), "name": claims.get("name"), "tenant": claims.get("tenant"),
                 "orders": [{"id": 1001, "total": "12.50"}, {"id": 1002, "total": "99.00"}]}
         # A debug header echoing the token it took: masking must hold for forged tokens too.

@@ -76,7 +76,8 @@ def similarity(a: bytes, b: bytes) -> float:
 ERROR_PHRASES = ("unauthorized", "unauthorised", "forbidden", "invalid token", "invalid_token",
                  "invalid signature", "signature verification failed", "token expired",
                  "expired token", "not authenticated", "authentication required",
-                 "login required", "please log in", "access denied", "jwt malformed", "invalid jwt")
+                 "login required", "please log in", "log in again", "sign in", "session expired",
+                 "access denied", "jwt malformed", "invalid jwt")
 
 
 def refusal_phrase(ex: Exchange, valid: Exchange) -> str | None:
@@ -84,11 +85,22 @@ def refusal_phrase(ex: Exchange, valid: Exchange) -> str | None:
     return next((p for p in ERROR_PHRASES if p in text and p not in base), None)
 
 
-def accepted(ex: Exchange, valid: Exchange) -> bool:
-    """Served like the valid token: 2xx with a body like the valid call's, without an error
-    phrase the valid call's body does not have."""
-    return (ex.ok and similarity(ex.body, valid.body) >= SIMILAR
-            and refusal_phrase(ex, valid) is None)
+IDENTITY_CLAIMS = ("sub", "email", "preferred_username", "username", "user_id", "uid", "name")
+
+
+def identities(payload: dict[str, object], valid: Exchange) -> tuple[str, ...]:
+    """The token's identity claim values that the valid call's body shows (3+ characters)."""
+    values = (str(payload.get(k)) for k in IDENTITY_CLAIMS if isinstance(payload.get(k), (str, int)))
+    return tuple(v for v in dict.fromkeys(values) if len(v) >= 3 and v in valid.text)
+
+
+def accepted(ex: Exchange, valid: Exchange, identity: Sequence[str] = ()) -> bool:
+    """Served like the valid token: 2xx without an error phrase the valid call's body lacks,
+    and a body like the valid call's or showing the token holder's identity (a body that
+    echoes the token or a timestamp can be unlike the valid one and still be the holder's)."""
+    if not ex.ok or refusal_phrase(ex, valid) is not None:
+        return False
+    return similarity(ex.body, valid.body) >= SIMILAR or any(i in ex.text for i in identity)
 
 
 # -- the positive control -----------------------------------------------------------------------
@@ -97,6 +109,7 @@ class Control:
     token: str
     parsed: tokens.Token
     valid: Exchange
+    identity: tuple[str, ...] = ()
 
 
 def _configured_token(ctx: Context) -> tuple[str, tokens.Token]:
@@ -111,9 +124,9 @@ def _configured_token(ctx: Context) -> tuple[str, tokens.Token]:
         ctx.skip("the configured token (auth.token_env) is not a JWT: the jwt checks do not apply")
 
 
-def _anonymous_like(ctx: Context, valid: Exchange) -> Exchange | None:
+def _anonymous_like(ctx: Context, valid: Exchange, identity: Sequence[str]) -> Exchange | None:
     anonymous = ctx.fetch(anonymous_probe(ctx.subject))
-    return anonymous if accepted(anonymous, valid) else None
+    return anonymous if accepted(anonymous, valid, identity) else None
 
 
 def control(ctx: Context) -> Control:
@@ -123,10 +136,11 @@ def control(ctx: Context) -> Control:
     if not valid.ok:
         raise CannotJudge(f"jwt.valid_accepted does not pass: the configured token got {valid.status} "
                           f"on {ctx.subject}, so a refused forgery would mean nothing")
-    if _anonymous_like(ctx, valid) is not None:
+    identity = identities(parsed.payload, valid)
+    if _anonymous_like(ctx, valid, identity) is not None:
         raise CannotJudge(f"{ctx.subject} answers an anonymous call like the token holder's, so no "
                           "token is needed there (auth.required judges that)")
-    return Control(token, parsed, valid)
+    return Control(token, parsed, valid, identity)
 
 
 def judge_forgeries(ctx: Context, base: Control, forged: Sequence[tokens.Forged], what: str) -> None:
@@ -135,13 +149,13 @@ def judge_forgeries(ctx: Context, base: Control, forged: Sequence[tokens.Forged]
         ctx.target.masker.add(item.token)
     sent = ctx.fetch_all([token_probe(ctx.settings, ctx.subject, f.token) for f in forged])
     after = ctx.fetch(valid_probe(ctx.subject, after=ctx.spec.id))
-    hits = [(f, ex) for f, ex in zip(forged, sent, strict=True) if accepted(ex, base.valid)]
+    hits = [(f, ex) for f, ex in zip(forged, sent, strict=True) if accepted(ex, base.valid, base.identity)]
     if hits:
         names = "; ".join(f.name for f, _ in hits[:4]) + ("; ..." if len(hits) > 4 else "")
         ctx.fail(f"{ctx.subject} accepted {len(hits)} of {len(forged)} forged tokens ({names}): "
                  f"answered {hits[0][1].status} with the token holder's response",
                  *[ex for _, ex in hits], base.valid)
-    if not accepted(after, base.valid):
+    if not accepted(after, base.valid, base.identity):
         raise CannotJudge(f"after the attacks the valid token got {after.status} on {ctx.subject}: the "
                           "target may revoke or lock out on bad attempts, so its refusals cannot be "
                           "told from a lockout")
@@ -159,12 +173,12 @@ def judge_forgeries(ctx: Context, base: Control, forged: Sequence[tokens.Forged]
        remediation="Set auth.token_env to a valid, unexpired token for the target (a staging token "
                    "from your identity provider); the other jwt checks need it to judge anything.")
 def valid_accepted(ctx: Context) -> None:
-    _configured_token(ctx)
+    _, parsed = _configured_token(ctx)
     valid = ctx.fetch(valid_probe(ctx.subject))
     if not valid.ok:
         ctx.fail(f"{ctx.subject} refused the configured token ({valid.status}): renew auth.token_env "
                  "(expired?) or check the path; the other jwt checks cannot judge", valid)
-    anonymous = _anonymous_like(ctx, valid)
+    anonymous = _anonymous_like(ctx, valid, identities(parsed.payload, valid))
     if anonymous is not None:
         ctx.passed(f"{ctx.subject} accepts the configured token ({valid.status}), but answers an "
                    f"anonymous call the same ({anonymous.status}): the jwt checks cannot judge it")
@@ -228,7 +242,7 @@ def expired_rejected(ctx: Context) -> None:
     copy = tokens.expired(base.token)
     ctx.target.masker.add(copy.token)
     ex = ctx.fetch(token_probe(ctx.settings, ctx.subject, copy.token))
-    if accepted(ex, base.valid):
+    if accepted(ex, base.valid, base.identity):
         ctx.fail(f"{ctx.subject} accepted an expired token signed with a foreign key ({ex.status}): "
                  "neither expiry nor signature is checked", ex, base.valid)
     ctx.skip(f"an expired copy of the token (re-signed with a foreign key) got {ex.status}, which shows "

@@ -204,6 +204,23 @@ def test_where_latency_checks_ran_the_page_draws_their_histograms(sample_page: P
     assert evidence.count("ms |") == 10 and "p95 412.0 ms" in evidence and "12.0, 12.0" not in evidence
 
 
+def test_2000_findings_make_a_page_a_browser_still_opens(tmp_path: Path) -> None:
+    from pytest_prodready.report import html as html_report
+
+    body = "\n".join(f"line {n} " + "x" * 90 for n in range(100))  # ~10 KB a response
+    card = card_of([rec(f"cors.c{i % 40}", "high", "failed", f"/api/{i}", evidence=[exchange(body=body)])
+                    for i in range(2_000)])
+    text = html_page(card)
+    limit = html_report.PAGE_EVIDENCE_CHARS + html_report.CHECK_EVIDENCE_CHARS
+    assert len(text.encode("utf-8")) < limit + 3_000_000  # the evidence budget plus the rows
+    assert "in the JSON report (page size limit)" in text  # the checks past the budget say where
+    # In the browser with a smaller budget (the same rows, less to parse).
+    path = tmp_path / "big.html"
+    path.write_text(html_report.page(card, evidence_chars=1_000_000), encoding="utf-8")
+    page = Dom(dom(path, tmp_path))
+    assert page.text_of["shown"] == "2000 of 2000 checks shown" and page.text_of["verdict"] == "NOT READY"
+
+
 def test_filters_preset_from_the_fragment_hide_other_rows(sample_page: Path, tmp_path: Path) -> None:
     page = Dom(dom(sample_page, tmp_path, "#outcome=failed&severity=critical"))
     rows = page.rows("checks")

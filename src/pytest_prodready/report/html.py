@@ -33,6 +33,8 @@ from pytest_prodready.severity import SEVERITY_ORDER
 # the JSON report has everything.
 HTML_EVIDENCE_LINES = 400
 MESSAGE_CHARS = 600
+CHECK_EVIDENCE_CHARS = 20_000  # one check's transcript, at most
+PAGE_EVIDENCE_CHARS = 12_000_000  # all of the page's evidence (a browser still opens it quickly)
 
 SCRIPT = """(function () {
   "use strict";
@@ -136,7 +138,16 @@ def _score(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
-def _evidence(record: Mapping[str, Any], element_id: str, *, opened: bool = False) -> str:
+class Budget:
+    """What the page may still spend on evidence text (characters), so that a run with
+    thousands of findings still opens in a browser; the JSON report has everything."""
+
+    def __init__(self, total: int = PAGE_EVIDENCE_CHARS) -> None:
+        self.left = total
+        self.omitted = 0
+
+
+def _evidence(record: Mapping[str, Any], element_id: str, budget: Budget, *, opened: bool = False) -> str:
     from pytest_prodready.report.render import evidence_lines
 
     evidence = record.get("evidence") or []
@@ -145,8 +156,15 @@ def _evidence(record: Mapping[str, Any], element_id: str, *, opened: bool = Fals
         return '<span class="muted">no evidence</span>'
     count = len(evidence)
     noun = "item" if count == 1 else "items"
+    text = "\n".join(lines)
+    if budget.left <= 0:
+        budget.omitted += 1
+        return f'<span class="muted">evidence ({count} {noun}) in the JSON report (page size limit)</span>'
+    if len(text) > CHECK_EVIDENCE_CHARS:
+        text = text[:CHECK_EVIDENCE_CHARS] + "\n… cut here: the JSON report has all of it"
+    budget.left -= len(text)
     return (f'<details id="{esc(element_id)}"{" open" if opened else ""}><summary>evidence '
-            f'({count} {noun})</summary><pre>{esc(chr(10).join(lines))}</pre></details>')
+            f'({count} {noun})</summary><pre>{esc(text)}</pre></details>')
 
 
 def _bar(score: int | None) -> str:
@@ -209,13 +227,14 @@ def _select(name: str, values: list[str]) -> str:
             "</select></label>")
 
 
-def page(card: Scorecard) -> str:
+def page(card: Scorecard, *, evidence_chars: int = PAGE_EVIDENCE_CHARS) -> str:
     from pytest_prodready.report.render import cut
 
     records = card.sorted_records()
     row_of = {r["nodeid"]: i for i, r in enumerate(records)}
     groups = card.blocker_groups
     ready = card.verdict == "READY"
+    budget = Budget(evidence_chars)  # the blockers' evidence first, then every check's in order
 
     # -- head: verdict, score, grade ------------------------------------------------------
     cap = card.grade_cap
@@ -252,7 +271,7 @@ def page(card: Scorecard) -> str:
             f'<span class="sev {esc(g["severity"])}">{esc(g["severity"])}</span> '
             f'<code>{esc(_label(g))}</code>{subjects}'
             f'<p class="msg">{esc(cut(g["message"], MESSAGE_CHARS))}</p>{fix}'
-            f'{_evidence(first, f"blocker-evidence-{n}")}'
+            f'{_evidence(first, f"blocker-evidence-{n}", budget)}'
             f'<p class="muted">findings: {rows}</p></li>')
     if groups:
         blockers = (f'<section id="blockers-section"><h2>Blockers ({esc(_count(groups))})</h2>'
@@ -291,7 +310,7 @@ def page(card: Scorecard) -> str:
             f"<td>{outcome}</td><td>{severity}</td>"
             f"<td><code>{esc(r['nodeid'])}</code>{_passes_when(specs, r)}</td>"
             f'<td><p class="msg">{esc(cut(r["message"], MESSAGE_CHARS))}</p>{fix_html}{waived}</td>'
-            f'<td>{_evidence(r, f"evidence-{i}")}</td></tr>')
+            f'<td>{_evidence(r, f"evidence-{i}", budget)}</td></tr>')
     severities = sorted({r["severity"] for r in records if r["severity"] in SEVERITY_ORDER},
                         key=lambda s: -SEVERITY_ORDER[s])
     outcomes = [o for o in OUTCOMES if counts[o]]

@@ -141,6 +141,11 @@ def test_the_sweep_gets_the_spec_only_where_the_run_may_read_it(tmp_path: Path) 
     assert spec_reference(plan, None, tmp_path) is None
 
 
+def test_init_into_a_new_directory_makes_it(tmp_path: Path) -> None:
+    written = init(tmp_path / "new" / "project")
+    assert all(p.is_file() for p in written)
+
+
 def test_init_refuses_when_only_the_test_file_exists(tmp_path: Path) -> None:
     tests = tmp_path / "tests" / "prodready" / "test_smoke.py"
     tests.parent.mkdir(parents=True)

@@ -406,13 +406,24 @@ def init(directory: Path, source: str | None = None) -> list[Path]:
     _check_config(config_body)
     tests_body = tests_text(plan)
     compile(tests_body, str(tests), "exec")  # a generator bug is an error here, not in the user's run
-    tests.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tests.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InitError(f"cannot create {tests.parent}: {exc.strerror or exc}") from None
     # Exclusive creation: a file that appeared meanwhile is still not overwritten.
-    with config.open("x", encoding="utf-8") as out:
-        out.write(config_body)
-    with tests.open("x", encoding="utf-8") as out:
-        out.write(tests_body)
-    return [config, tests]
+    written: list[Path] = []
+    try:
+        for path, body in ((config, config_body), (tests, tests_body)):
+            with path.open("x", encoding="utf-8") as out:
+                written.append(path)
+                out.write(body)
+    except OSError as exc:
+        for path in written:  # all or nothing: a half-done init would block the next one
+            path.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError):
+            raise InitError(f"{exc.filename} appeared meanwhile; not overwriting") from None
+        raise InitError(f"cannot write {exc.filename}: {exc.strerror or exc}") from None
+    return written
 
 
 def _check_config(text: str) -> None:

@@ -96,7 +96,9 @@ def test_a_log_validates_with_one_rule_per_check_and_results_anchored_to_the_con
     cors = results["prodready::cors.unknown_origin_rejected[/api/agents]"]
     assert cors["level"] == "error"
     text = cors["message"]["text"]
-    assert "target: https://staging.example.com /api/agents" in text
+    assert "(target: https://staging.example.com/api/agents)" in text
+    assert sarif_report._where("https://a.example", "POST /api/chat") == "POST https://a.example/api/chat"
+    assert sarif_report._where("https://a.example", "a.example:443") == "https://a.example, a.example:443"
     assert "> Origin: https://evil.example" in text
     assert "< Access-Control-Allow-Origin: https://evil.example" in text
     assert "Fix: Only allow listed origins." in text

@@ -112,12 +112,23 @@ def _evidence_text(record: Mapping[str, Any], limit: int, cache: dict[str, str])
     return text
 
 
+def _where(target: str, subject: str) -> str:
+    """The URL a finding is about: the target with the subject's path ('POST /x' keeps its
+    method), or the target and the subject (a host:port, a webhook's name)."""
+    method, _, path = subject.partition(" ")
+    if subject.startswith("/"):
+        return target.rstrip("/") + subject
+    if method.isupper() and path.startswith("/"):
+        return f"{method} {target.rstrip('/')}{path}"
+    return f"{target}, {subject}" if subject else target
+
+
 def _result(record: Mapping[str, Any], card: Scorecard, rule_index: dict[str, int], uri: str,
             line: int, evidence_chars: int, cache: dict[str, str]) -> dict[str, Any]:
     from pytest_prodready.report.render import plain
 
     subject = plain(record.get("subject") or "")
-    where = plain(card.target) + (f" {subject}" if subject else "")
+    where = _where(plain(card.target), subject)
     prefix = "cannot judge: " if record["outcome"] == "error" else ""
     text = f"{prefix}{_bounded(plain(record['message']), MESSAGE_CHARS)} (target: {where})"
     evidence = _evidence_text(record, evidence_chars, cache)

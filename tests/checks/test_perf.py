@@ -4,6 +4,7 @@ process), compression and static caching against nginx serving real files."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +13,8 @@ from pytest_prodready.checks.perf import FAMILY, LATENCY_ENTRY, Distribution, fi
 from pytest_prodready.config import Settings
 from pytest_prodready.exceptions import ConfigError
 from pytest_prodready.target import Target
-from tests.targets.limiters import Delayed, NginxStatic, delayed, flask_limited, nginx_static
+from tests.targets.limiters import Delayed, NginxStatic, delayed, flask_limited, nginx_static, wrk_p95_ms
 
-# Enough samples that a few scheduling hiccups on a loaded machine do not move the p95.
-REQUESTS = 200
 
 
 @pytest.fixture(scope="module")
@@ -28,36 +27,65 @@ def latency(target: Target, subject: str = "GET /slow") -> Result:
     return run_check("perf.latency_budget", target, subject)
 
 
+def distribution(result: Result) -> Distribution:
+    dist = result.facts[0]
+    assert isinstance(dist, Distribution)
+    return dist
+
+
 def within(measured: float, truth: float, tolerance: float) -> bool:
     """Measured latency = the delay the server was told to add + loopback overhead."""
     return truth <= measured <= truth * (1 + tolerance)
 
 
-def test_p95_is_within_5_percent_of_the_truth(slow: Delayed, target_for: Callable[..., Target]) -> None:
-    truth = slow.truth(REQUESTS)
-    # The best of up to three runs: on a shared 2-core machine at a load of 6, the scheduler
-    # alone sometimes adds 10-40 ms to a dozen samples, which is the machine, not the check.
-    # Every run must agree on the direction (never below the truth).
+@pytest.fixture(scope="module")
+def slower() -> Iterator[Delayed]:
+    """100 ms +- 10 ms for the accuracy comparisons: 5% of it (5 ms) is above what the client's
+    own overhead becomes on a loaded 2-core CI machine (1-4 ms); 5% of 40 ms (2 ms) is not."""
+    with delayed(100, 10) as served:
+        yield served
+
+
+def test_p95_is_within_5_percent_of_the_truth_and_of_wrk(slower: Delayed, target_for: Callable[..., Target],
+                                                         tmp_path: Path) -> None:
+    """One test, so the two timing comparisons never run at the same time as each other."""
+    # 4 in flight on 2 cores; 120 samples: the p95 is the 114th, so six hiccups are needed to move it.
+    requests = 120
+    truth = slower.truth(requests)
+    entry = {"/slow": {"requests": requests, "concurrency": 4}}
+    # The best of up to three runs: on a shared machine the scheduler alone sometimes adds
+    # tens of ms to a dozen samples, which is the machine, not the check. Every run must
+    # agree on the direction (never below the truth).
     for _attempt in range(3):
-        result = latency(target_for(slow.url, latency={"/slow": {"requests": REQUESTS, "concurrency": 4}}))
+        result = latency(target_for(slower.url, latency=entry))
         assert result.outcome == "passed", result.message
-        dist = result.facts[0]
-        assert isinstance(dist, Distribution)
+        dist = distribution(result)
         assert dist.p(50) >= percentile(truth, 50) and dist.p(95) >= percentile(truth, 95)
         if all(within(dist.p(q), percentile(truth, q), 0.05) for q in (50, 95)):
             break
     else:
         pytest.fail(f"p95 {dist.p(95):.2f} ms is not within 5% of the truth {percentile(truth, 95):.2f} ms "
                     "in three runs")
-    # p99 of 200 samples is the second-slowest: one hiccup moves it; only its direction is sure.
+    # p99 of 120 samples is the second-slowest: one hiccup moves it; only its direction is sure.
     assert dist.p(99) >= percentile(truth, 99)
-    assert len(dist.samples_ms) == REQUESTS and dist.warmup == 5
+    assert len(dist.samples_ms) == requests and dist.warmup == 5
     assert "p95" in result.message and "budget 500 ms" in result.message  # the default budget
     evidence = dist.to_dict()
     assert evidence["percentile_method"] == "nearest-rank on raw samples"
-    assert len(evidence["samples_ms"]) == REQUESTS
-    assert sum(b["count"] for b in evidence["histogram"]) == REQUESTS
+    assert len(evidence["samples_ms"]) == requests
+    assert sum(b["count"] for b in evidence["histogram"]) == requests
     assert "#" in dist.render()
+
+    # wrk on the same endpoint at the same concurrency (its requests carry no sequence
+    # number: the server draws each delay afresh from the same distribution).
+    for _attempt in range(3):
+        theirs, count = wrk_p95_ms(f"{slower.url}/slow", connections=4, seconds=3, workdir=tmp_path)
+        assert count > 100
+        ours = distribution(latency(target_for(slower.url, latency=entry))).p(95)
+        if abs(ours - theirs) <= 0.05 * theirs:
+            break
+    else:
+        pytest.fail(f"p95 {ours:.2f} ms vs wrk's {theirs:.2f} ms: more than 5% apart in three runs")
 
 
 @pytest.mark.parametrize(("entry", "outcome", "fragment"), [

@@ -322,19 +322,25 @@ flaky = {"n": 0}
 lock = threading.Lock()
 
 def delay_ms(seq):
+    # random.Random(seq) for an int is seeded by it; a float from random() makes a fresh draw.
     return MEAN - SPREAD + 2 * SPREAD * random.Random(seq).random()
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: with Nagle on, a keep-alive client (wrk) waits
+    # for the delayed ACK, 40 ms a response.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
 
     def do_GET(self):
         status, body = 200, b"ok"
-        seq = self.headers.get("X-Prodready-Seq", "0.0").rpartition(".")[2]
+        seq = self.headers.get("X-Prodready-Seq")
         if self.path == "/slow":
-            time.sleep(delay_ms(int(seq)) / 1000)
+            # Without a sequence number (wrk), a fresh draw from the same distribution.
+            n = int(seq.rpartition(".")[2]) if seq else None
+            time.sleep((delay_ms(n) if n is not None else delay_ms(random.random())) / 1000)
         elif self.path == "/flaky":
             with lock:
                 flaky["n"] += 1
@@ -489,3 +495,25 @@ def lockout_target(mode: str, lock_s: float = 1.0) -> Iterator[Lockout]:
     log: list[str] = []
     with serve_app(make_lockout(mode, lock_s, log)) as url:
         yield Lockout(url, log)
+
+
+# -- wrk, the peer tool --------------------------------------------------------------------------
+WRK_P95 = """
+done = function(summary, latency, requests)
+  io.write(string.format("P95_US %d\\nREQUESTS %d\\nERRORS %d\\n", latency:percentile(95),
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read))
+end
+"""
+
+
+def wrk_p95_ms(url: str, connections: int, seconds: int, workdir: Path) -> tuple[float, int]:
+    """wrk's own p95 (ms) and request count for GET `url` at `connections` connections."""
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise RuntimeError("wrk is not installed: run scripts/install-test-deps.sh")
+    script = workdir / "p95.lua"
+    script.write_text(WRK_P95)
+    out = subprocess.run([binary, "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(script),
+                          url], capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    values = dict(line.split() for line in out.splitlines() if line.startswith(("P95_US", "REQUESTS")))
+    return int(values["P95_US"]) / 1000, int(values["REQUESTS"])

@@ -356,3 +356,22 @@ def test_the_renderers_do_obey_raw_hostile_text(renderer: str) -> None:
     assert {"a", "img", "svg", "em", "strong"} <= tags
     # GFM's tagfilter extension disarms <script> and <iframe> by itself; markdown-it does not.
     assert ("script" in tags) == (renderer == "markdown-it+linkify")
+
+
+def test_categories_with_nothing_judged_share_one_line() -> None:
+    """A run that configures a few families: the unconfigured ones are one line, not a
+    table of zeros."""
+    from pytest_prodready.report.render import terminal
+    from pytest_prodready.report.scorecard import Scorecard
+
+    def rec(check_id: str, outcome: str) -> dict[str, object]:
+        return {"id": check_id, "nodeid": f"prodready::{check_id}", "category": check_id.split(".")[0],
+                "severity": "high", "outcome": outcome, "message": "m", "remediation": "",
+                "subject": "", "waiver": None, "duration_ms": 1.0, "evidence": []}
+
+    card = Scorecard(target="https://x.example", records=[
+        rec("headers.hsts", "passed"), rec("dns.spf", "skipped"), rec("jwt.alg_none_rejected", "skipped")])
+    lines = terminal(card)
+    assert any(line.startswith("headers ") for line in lines)
+    assert not any(line.startswith(("dns ", "jwt ")) for line in lines)
+    assert "not configured or nothing to judge: dns, jwt (see the skip reasons with -rs)" in lines

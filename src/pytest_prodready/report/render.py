@@ -124,9 +124,16 @@ def terminal(card: Scorecard) -> list[str]:
                 lines.append(f"           fix: {cut(g['remediation'], FIX_CHARS)}")
     lines += ["", f"{'category':<12} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7} "
                   f"{'waived':>6} {'score':>5}"]
+    idle = []
     for row in card.categories():
+        if row["skipped"] and not (row["passed"] or row["failed"] or row["error"] or row["waived"]):
+            idle.append(plain(row["name"]))  # nothing judged: one line for all of them below
+            continue
         lines.append(f"{plain(row['name']):<12} {row['passed']:>6} {row['failed']:>6} {row['error']:>6} "
                      f"{row['skipped']:>7} {row['waived']:>6} {_score(row['score']):>5}")
+    if idle:
+        lines.append(f"not configured or nothing to judge: {', '.join(idle)} (see the skip reasons "
+                     "with -rs)")
     below = card.below_gate_groups
     if below:
         lines += ["", f"below the fail-on gate ({_count(below)}, not failing the run):"]

@@ -16,7 +16,6 @@ from pytest_prodready.target import Target
 from tests.targets.limiters import Delayed, NginxStatic, delayed, flask_limited, nginx_static, wrk_p95_ms
 
 
-
 @pytest.fixture(scope="module")
 def slow() -> Iterator[Delayed]:
     with delayed(40, 5) as served:

@@ -146,6 +146,11 @@ def test_without_the_active_flag_nothing_is_sent(pytester: pytest.Pytester) -> N
                                      "-p", "no:cacheprovider")
         refused.assert_outcomes(skipped=2)
         assert app.count() == 12
+        forced = pytester.runpytest("--prodready", "--prodready-active", "--prodready-only", "ratelimit",
+                                    "--prodready-sensitive-url", "127\\.0\\.0\\.1",
+                                    "--prodready-force-active", "-p", "no:cacheprovider")
+        forced.assert_outcomes(failed=1, skipped=1)
+        assert app.count() == 24
 
 
 # -- the header parser -------------------------------------------------------------------------
@@ -288,6 +293,7 @@ def test_lockout_and_rate_limits_config_loads(tmp_path: Path) -> None:
     assert settings.get("rate_limits") == {"/api": "100/minute"}
     with pytest.raises(ConfigError, match="QA_PASSWORD"):
         load_settings(tmp_path, Overrides(), environ={"QA_USER": "qa"})
-    (tmp_path / "prodready.toml").write_text('base_url = "http://127.0.0.1:1"\n[rate_limits]\n"/api" = "lots"\n')
+    (tmp_path / "prodready.toml").write_text(
+        'base_url = "http://127.0.0.1:1"\n[rate_limits]\n"/api" = "lots"\n')
     with pytest.raises(ConfigError, match="is not a rate"):
         load_settings(tmp_path, Overrides(), environ={})

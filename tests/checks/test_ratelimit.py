@@ -191,6 +191,10 @@ def test_result_evidence_is_bounded_to_what_was_sent(target_for: Callable[..., T
         assert len(result.exchanges) == 6
         assert all(ex.method == "POST" for ex in result.exchanges)
         assert [ex.status for ex in result.exchanges] == [401] * 5 + [429]
+        burst = result.facts[0].to_dict()
+        assert burst["kind"] == "ratelimit" and burst["statuses"] == [401] * 5 + [429]
+        assert burst["sent"] == 6 and burst["cap"] == 12 and len(burst["advertised"]) == 6
+        assert "401 x5, 429" in result.facts[0].render()
 
 
 def test_assertion_helper(target_for: Callable[..., Target]) -> None:

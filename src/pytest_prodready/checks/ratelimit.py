@@ -21,9 +21,11 @@ neither retries a 429 nor counts it as the checker being rate limited.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_prodready import schema
@@ -114,6 +116,40 @@ def _advertised_notes(first: Advertisement, refusal: Advertisement | None, accep
     return wrong, notes
 
 
+@dataclass(frozen=True)
+class Burst:
+    """The burst as evidence: what was sent, what came back, what each answer advertised."""
+
+    endpoint: str
+    rate: str
+    cap: int
+    statuses: tuple[int | None, ...]
+    advertised: tuple[str, ...]  # per response, Advertisement.describe()
+    elapsed_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "ratelimit", "endpoint": self.endpoint, "configured": self.rate, "cap": self.cap,
+                "sent": len(self.statuses), "statuses": list(self.statuses),
+                "advertised": list(self.advertised), "elapsed_s": round(self.elapsed_s, 3)}
+
+    def render(self) -> str:
+        runs: list[str] = []
+        for status, group in itertools.groupby(self.statuses):
+            count = len(list(group))
+            runs.append(f"{status} x{count}" if count > 1 else str(status))
+        lines = [f"burst of {len(self.statuses)} to {self.endpoint} in {self.elapsed_s:.2f}s "
+                 f"(configured {self.rate}, at most {self.cap}): {', '.join(runs)}"]
+        if self.advertised:
+            lines.append(f"  first answer advertised: {self.advertised[0]}")
+            lines.append(f"  last answer advertised:  {self.advertised[-1]}")
+        return "\n".join(lines)
+
+
+def _record(ctx: Context, endpoint: str, rate: str, cap: int, seen: list[Exchange], started: float) -> None:
+    ctx.add_fact(Burst(endpoint, rate, cap, tuple(ex.status for ex in seen),
+                       tuple(read(ex.headers).describe() for ex in seen), time.monotonic() - started))
+
+
 def _subjects(settings: Settings) -> list[str]:
     return list(configured(settings))
 
@@ -142,13 +178,16 @@ def enforced(ctx: Context) -> None:
         seen.append(ex)
         first = first or ad
         if is_refusal(ex, ad):
+            _record(ctx, endpoint, rate, cap, seen, started)
             _judge_refusal(ctx, endpoint, rate, limit, window, cap, n, seen, first, ad, started)
             return
         if ex.status == 503 and n > 1 and seen[0].status != 503:
+            _record(ctx, endpoint, rate, cap, seen, started)
             ctx.fail(f"{endpoint} answered 503 to request {n} after {n - 1} accepted, not 429: a "
                      f"limiter that answers 503 (nginx's default limit_req_status) reads as an outage "
                      f"to clients and monitors (configured {rate})", seen[0], ex)
     elapsed = time.monotonic() - started
+    _record(ctx, endpoint, rate, cap, seen, started)
     assert first is not None
     if elapsed > window:
         raise CannotJudge(f"the {cap} requests took {elapsed:.1f}s, longer than the {window:g}s window "

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,12 +167,33 @@ TESTED_WITH_THEIR_FAMILY = {
     "assert_legacy_tls_refused": "tests/checks/test_tls.py::test_assertion_helpers",
     "assert_redirects_to_https": "tests/checks/test_tls.py::test_assertion_helpers",
     "assert_webhook_verifies_signature": "tests/checks/test_webhooks.py",
+    "assert_cannot_read": "tests/checks/test_authz.py",
+    "assert_identity_headers_ignored": "tests/checks/test_authz.py",
+    "assert_cross_site_write_refused": "tests/checks/test_csrf.py",
+    "assert_oauth_state_validated": "tests/checks/test_csrf.py",
+    "assert_websocket_requires_auth": "tests/checks/test_websocket.py",
+    "assert_rejects_alg_none": "tests/checks/test_jwt.py",
+    "assert_rejects_forged_tokens": "tests/checks/test_jwt.py",
+    "assert_every_operation_requires_auth": "tests/checks/test_openapi_sweep.py",
+    "assert_dns_records": "tests/checks/test_dns.py",
+    "assert_no_dangling_cnames": "tests/checks/test_dns.py",
+    "assert_ports_closed": "tests/checks/test_network.py",
+    "assert_postgres_requires_tls": "tests/checks/test_network.py",
+    "assert_redis_requires_auth": "tests/checks/test_network.py",
+    "assert_rate_limited": "tests/checks/test_ratelimit.py",
+    "assert_latency_budget": "tests/checks/test_perf.py",
+    "assert_compressed": "tests/checks/test_perf.py",
+    "assert_static_cached": "tests/checks/test_perf.py",
 }
 
 
 def test_every_public_helper_is_covered() -> None:
     public = {name for name in dir(assertions) if name.startswith("assert_")}
     assert public == {case.helper.__name__ for case in CASES} | set(TESTED_WITH_THEIR_FAMILY)
+    # ...and the family test file named really calls it.
+    root = Path(__file__).resolve().parents[1]
+    for name, where in TESTED_WITH_THEIR_FAMILY.items():
+        assert name in (root / where.split("::")[0]).read_text(encoding="utf-8"), (name, where)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)

@@ -51,14 +51,15 @@ _SCALARS: dict[str, tuple[str, Any]] = {
     "date": ("date (YYYY-MM-DD)", "2027-01-31"),
     "rate": ("rate (`N/second`, `N/minute`, `N/hour` or `N/day`)", "5/minute"),
     "check_id": ("check id (`category.name`)", "headers.csp"),
-    "waiver_id": ("check id, optionally with a subject: `category.name[subject]`", "cors.null_origin_rejected"),
+    "waiver_id": ("check id, optionally with a subject: `category.name[subject]`",
+                  "cors.null_origin_rejected"),
 }
 
 
 def _closure(check: Callable[..., Any]) -> dict[str, Any]:
     code = getattr(check, "__code__", None)
     cells = getattr(check, "__closure__", None) or ()
-    return dict(zip(code.co_freevars, [c.cell_contents for c in cells])) if code else {}
+    return dict(zip(code.co_freevars, [c.cell_contents for c in cells], strict=False)) if code else {}
 
 
 def _name(check: Callable[..., Any]) -> str:
@@ -102,8 +103,8 @@ def describe(spec: Any, key: str = "") -> tuple[str, Any]:
         spec("", key or "key")
     except ConfigError as exc:
         candidates += _quoted(str(exc).partition("e.g.")[2])
-    example = next((c for c in candidates if _accepts(spec, c, key)), "...")
-    return (doc[0].rstrip(".") if doc else name.strip("_").replace("_", " ")), example
+    found = next((c for c in candidates if _accepts(spec, c, key)), "...")
+    return (doc[0].rstrip(".") if doc else name.strip("_").replace("_", " ")), found
 
 
 def _quoted(text: str) -> list[str]:
@@ -134,13 +135,14 @@ def _rows(spec: Any, key: str, defaults: dict[str, Any], required: bool = False)
     if isinstance(spec, schema.TableOf):
         return _rows(spec.item, f"{key}.NAME", defaults)
     if isinstance(spec, schema.ArrayOf):
-        return [(key, f"array of tables `[[{key}]]`, at most {spec.max_items}", _default(key, defaults),
-                 None)] + _rows(spec.item, f"{key}[]", defaults)
+        head: Row = (key, f"array of tables `[[{key}]]`, at most {spec.max_items}", _default(key, defaults),
+                     None)
+        return [head, *_rows(spec.item, f"{key}[]", defaults)]
     if isinstance(spec, schema.MapOf):
         key_type = describe(spec.key_check)[0] if spec.key_check is not None else "any key"
         if isinstance(spec.value, schema.Table):
-            return [(key, f"table: {key_type} -> table", _default(key, defaults), None)] + \
-                _rows(spec.value, f'{key}."KEY"', defaults)
+            head = (key, f"table: {key_type} -> table", _default(key, defaults), None)
+            return [head, *_rows(spec.value, f'{key}."KEY"', defaults)]
         value_type, value_example = describe(spec.value, key)
         return [(key, f"table: {key_type} -> {value_type}", _default(key, defaults), value_example)]
     kind, example = describe(spec, key)
@@ -195,9 +197,7 @@ def toml_example(key: str, value: Any) -> str:
         lines: list[str] = [f"[{key}]"]
         nested: list[str] = []
         for name, sub in value.items():
-            if isinstance(sub, dict):
-                nested += ["", toml_example(f"{key}.{_bare(name)}", sub)]
-            elif isinstance(sub, list) and sub and isinstance(sub[0], dict):
+            if isinstance(sub, dict) or (isinstance(sub, list) and sub and isinstance(sub[0], dict)):
                 nested += ["", toml_example(f"{key}.{_bare(name)}", sub)]
             else:
                 lines.append(f"{_bare(name)} = {_toml(sub)}")
@@ -290,7 +290,8 @@ def _signature(fn: Callable[..., Any]) -> str:
         if param.kind is param.KEYWORD_ONLY and not star:
             parts.append("*")
             star = True
-        prefix = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "")
+        stars: dict[Any, str] = {inspect.Parameter.VAR_POSITIONAL: "*", inspect.Parameter.VAR_KEYWORD: "**"}
+        prefix = stars.get(param.kind, "")
         star = star or param.kind is param.VAR_POSITIONAL
         text = prefix + param.name
         if param.annotation is not param.empty:

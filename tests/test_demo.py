@@ -97,7 +97,7 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "dns.dmarc": ("skipped", "not configured: set dns.domain"),
     "dns.dangling_cname": ("skipped", "not configured: set dns.names"),
     # default credentials: the demo is no admin product, so no login is tried
-    "exposure.default_credentials": ("skipped", "no Grafana at /login"),
+    "exposure.default_credentials": ("skipped", "nothing to try"),
     # ratelimit: active, and the demo configures no rate limits
     "ratelimit.enforced": ("skipped", "not configured: set rate_limits"),
     "ratelimit.login_lockout": ("skipped", "not configured: set lockout.endpoint"),

@@ -16,6 +16,8 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+# memcached: network.memcached_requires_auth against a real server (tests/checks/test_network.py).
+command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || need+=(memcached)
 # chromium: the HTML scorecard opened in a real headless browser (tests/report/test_html_browser.py).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # docker.io: the container checks' Docker engine (started by scripts/start-dockerd.sh);

@@ -202,8 +202,15 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
     if distributed:
         return  # under xdist each worker fetches what its own items need
-    with contextlib.suppress(BudgetExceeded):  # reported by the first check that meets it
-        target.prefetch(probes)
+    from pytest_prodready import progress
+
+    line = progress.for_prefetch(config, target, probes)  # None off a terminal, in CI, under -q
+    try:
+        with contextlib.suppress(BudgetExceeded):  # reported by the first check that meets it
+            target.prefetch(probes, on_done=line)
+    finally:
+        if line is not None:
+            line.clear()  # before the first item's output
 
 
 @pytest.hookimpl(wrapper=True)

@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urljoin
@@ -486,11 +486,16 @@ class Target:
         futures = {p: pool.submit(self.fetch, p) for p in unique}
         return [futures[p].result() for p in unique]
 
-    def prefetch(self, probes: Iterable[Probe]) -> None:
-        """Warm the cache; errors are kept in the cache for the checks to report."""
+    def prefetch(self, probes: Iterable[Probe], on_done: Callable[[int, int], None] | None = None) -> None:
+        """Warm the cache; errors are kept in the cache for the checks to report.
+
+        `on_done(done, total)` is called as each probe completes (the progress line)."""
         pool = self._executor()
-        for fut in [pool.submit(self.fetch, p) for p in dict.fromkeys(probes)]:
+        futures = [pool.submit(self.fetch, p) for p in dict.fromkeys(probes)]
+        for done, fut in enumerate(as_completed(futures) if on_done is not None else futures, 1):
             fut.exception()
+            if on_done is not None:
+                on_done(done, len(futures))
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:

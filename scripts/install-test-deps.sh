@@ -28,6 +28,8 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed"
 command -v pg_restore >/dev/null 2>&1 || need+=(postgresql-client)
 # wrk: the peer the latency check's p95 is compared with (tests/checks/test_perf.py).
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# tmux: the progress line as a person's terminal renders it (tests/test_docs_site.py).
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"

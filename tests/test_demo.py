@@ -90,6 +90,9 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "network.ports_closed": ("skipped", "not configured: set network.host"),
     "network.redis_requires_auth": ("skipped", "not configured: set network.redis"),
     "network.postgres_requires_tls": ("skipped", "not configured: set network.postgres"),
+    "network.memcached_requires_auth": ("skipped", "not configured: set network.memcached"),
+    "network.elasticsearch_requires_auth": ("skipped", "not configured: set network.elasticsearch"),
+    "network.mongodb_requires_auth": ("skipped", "not configured: set network.mongodb"),
     # dns: the demo configures no domain
     "dns.resolves": ("skipped", "not configured: set dns.domain"),
     "dns.caa": ("skipped", "not configured: set dns.domain"),

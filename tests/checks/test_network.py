@@ -34,6 +34,8 @@ from tests.targets.dbservers import (
     run_postgres_set,
     run_redis,
 )
+from tests.targets.webapp import serve
+from tests.targets.wireservers import run_memcached, serve_elasticsearch, serve_mongodb
 from tests.tls_servers import Served, answer_plain_http, never_answer, serve_raw
 
 BASE_URL = "https://app.example.test"  # never contacted: these checks speak TCP only
@@ -266,3 +268,104 @@ def test_assertion_helpers(redis: dict[str, Any], postgres: dict[str, Postgres],
     assertions.assert_postgres_requires_tls(probe, postgres["hostssl_only"].endpoint)
     with pytest.raises(CheckFailure, match="accepted a plain-text startup"):
         assertions.assert_postgres_requires_tls(probe, postgres["trust_no_tls"].endpoint)
+
+
+# -- network.memcached_requires_auth (a real memcached) ----------------------------------------
+@pytest.fixture(scope="module")
+def memcached() -> Iterator[dict[str, str]]:
+    with run_memcached() as open_, run_memcached(auth=True) as auth:
+        yield {"open": open_, "auth": auth}
+
+
+def _wire(check_id: str, key: str, endpoint: str, timeout_s: float = 3.0) -> Result:
+    return run_check(check_id, target(timeout_s, **{key: [endpoint]}), endpoint)
+
+
+def test_memcached_open_fails_on_stat_lines(memcached: dict[str, str]) -> None:
+    result = _wire("network.memcached_requires_auth", "memcached", memcached["open"])
+    assert result.outcome == "failed"
+    assert result.message.startswith(f"{memcached['open']} answered 'stats' without authentication "
+                                     "(memcached 1.6")
+    assert "items cached): anyone who reaches it can read, overwrite and flush every key" in result.message
+    assert "* answered 'STAT pid " in result.detail
+
+
+def test_memcached_with_authentication_passes(memcached: dict[str, str]) -> None:
+    result = _wire("network.memcached_requires_auth", "memcached", memcached["auth"])
+    assert result.outcome == "passed", result.detail
+    assert result.message == (f"{memcached['auth']} answered 'stats' with 'CLIENT_ERROR "
+                              "unauthenticated': authentication is required")
+
+
+def test_memcached_garbage_silence_and_refusal_cannot_judge(garbage: Served, silent: Served) -> None:
+    answer = _wire("network.memcached_requires_auth", "memcached", f"127.0.0.1:{garbage.port}")
+    assert answer.outcome == "error" and "not a memcached answer" in answer.message
+    started = time.monotonic()
+    quiet = _wire("network.memcached_requires_auth", "memcached", f"127.0.0.1:{silent.port}", 1.0)
+    assert time.monotonic() - started < 2
+    assert quiet.outcome == "error" and "no answer within the timeout" in quiet.message
+    closed = _wire("network.memcached_requires_auth", "memcached", f"127.0.0.1:{free_closed_port()}")
+    assert closed.outcome == "error" and "connection refused" in closed.message
+
+
+# -- network.elasticsearch_requires_auth (a reproduction of Elasticsearch 8.13's GET /) --------
+def test_elasticsearch_without_security_fails_on_its_banner() -> None:
+    with serve_elasticsearch(security=False) as endpoint:
+        result = _wire("network.elasticsearch_requires_auth", "elasticsearch", endpoint)
+    assert result.outcome == "failed"
+    assert result.message == (f"{endpoint} answered GET / without credentials with cluster "
+                              "'docker-cluster' (Elasticsearch 8.13.0): its indices can be read and "
+                              "written by anyone who reaches it")
+    assert "You Know, for Search" in result.detail
+
+
+def test_elasticsearch_with_security_passes_on_401() -> None:
+    with serve_elasticsearch(security=True) as endpoint:
+        result = _wire("network.elasticsearch_requires_auth", "elasticsearch", endpoint)
+    assert result.outcome == "passed", result.detail
+    assert result.message.startswith(f"{endpoint} answered GET / without credentials with 401 "
+                                     "(Basic realm=\"security\"")
+
+
+def test_elasticsearch_ordinary_web_server_cannot_judge(garbage: Served) -> None:
+    """A 400 from something else is neither the banner nor a 401; so is a 200 of another app."""
+    answer = _wire("network.elasticsearch_requires_auth", "elasticsearch", f"127.0.0.1:{garbage.port}")
+    assert answer.outcome == "error" and "neither the cluster's banner nor a 401" in answer.message
+    with serve() as webapp:
+        endpoint = webapp.url.removeprefix("http://")
+        other = _wire("network.elasticsearch_requires_auth", "elasticsearch", endpoint)
+    assert other.outcome == "error" and "neither the cluster's banner nor a 401" in other.message
+
+
+# -- network.mongodb_requires_auth (a reproduction of mongod 7.0's OP_MSG answers) -------------
+def test_mongodb_without_access_control_fails_listing_its_databases() -> None:
+    with serve_mongodb(authorization=False) as mongo:
+        result = _wire("network.mongodb_requires_auth", "mongodb", mongo.endpoint)
+    assert result.outcome == "failed"
+    assert result.message == (f"{mongo.endpoint} listed its 4 databases (admin, config, local, shop) "
+                              "to an unauthenticated client: anyone who reaches it can read and "
+                              "write them")
+    assert len(mongo.requests) == 1
+
+
+def test_mongodb_with_access_control_passes_on_unauthorized() -> None:
+    with serve_mongodb(authorization=True) as mongo:
+        result = _wire("network.mongodb_requires_auth", "mongodb", mongo.endpoint)
+    assert result.outcome == "passed", result.detail
+    assert result.message == (f"{mongo.endpoint} refused listDatabases without authentication: code "
+                              "13 Unauthorized (Command listDatabases requires authentication)")
+
+
+def test_mongodb_garbage_and_silence_cannot_judge(garbage: Served, silent: Served) -> None:
+    answer = _wire("network.mongodb_requires_auth", "mongodb", f"127.0.0.1:{garbage.port}")
+    assert answer.outcome == "error" and "not a MongoDB 3.6+ reply" in answer.message
+    started = time.monotonic()
+    quiet = _wire("network.mongodb_requires_auth", "mongodb", f"127.0.0.1:{silent.port}", 1.0)
+    assert time.monotonic() - started < 2
+    assert quiet.outcome == "error" and "no answer within the timeout" in quiet.message
+
+
+def test_the_new_endpoints_join_the_allowlist() -> None:
+    probe = target(memcached=["mc.internal:11211"], elasticsearch=["es.internal:9200"],
+                   mongodb=["mongo.internal:27017"])
+    assert set(FAMILY.hosts(probe.settings)) == {"mc.internal", "es.internal", "mongo.internal"}

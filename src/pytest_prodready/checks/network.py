@@ -14,6 +14,7 @@ The subjects: `network.host` for the ports; each `network.redis` and `network.po
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import struct
@@ -429,11 +430,277 @@ def postgres_requires_tls(ctx: Context) -> None:
                       "pg_hba.conf refusal nor an authentication request")
 
 
+# -- the same pattern for memcached, Elasticsearch and MongoDB ------------------------------------
+def wire_roundtrip(host: str, port: int, payload: bytes, timeout: float,
+                   done: Any) -> tuple[bytes, float]:
+    """Send `payload` on a fresh connection; the bytes until done(data), a close or the limit."""
+    started = time.monotonic()
+    sock = connect(host, port, timeout)
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(payload)
+        reply = read_until(sock, started + timeout, done)
+        return reply, (time.monotonic() - started) * 1000
+    except OSError as exc:
+        raise WireError("closed", f"the connection failed: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+
+
+def _roundtrip(ctx: Context, protocol: str, payload: bytes, sent: str,
+               done: Any) -> tuple[str, bytes, float]:
+    """One guarded exchange with the subject; a connection without an answer is 'cannot judge'
+    (a refused one names network.ports_closed, which judges reachability)."""
+    host, port = _guarded(ctx, ctx.subject)
+    endpoint = _label(host, port)
+    started = time.monotonic()
+    try:
+        reply, elapsed = wire_roundtrip(host, port, payload, _timeout(ctx, WIRE_TIMEOUT_S), done)
+    except WireError as exc:
+        ctx.add_fact(WireExchange(protocol, endpoint, sent, "", str(exc),
+                                  (time.monotonic() - started) * 1000))
+        if exc.kind == "refused":
+            raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
+                              "network.ports_closed judges reachability") from None
+        raise CannotJudge(f"{endpoint}: {sent}: {exc}") from None
+    return endpoint, reply, elapsed
+
+
+def _subjects_of(key: str) -> Any:
+    return lambda s: [str(e) for e in s.get(key) or []]
+
+
+# memcached's text protocol: `stats` is answered by STAT lines and END when no auth is
+# required; with `-Y` (ASCII authentication) every command before `set` of the credentials
+# is `CLIENT_ERROR unauthenticated`.
+def _memcached_done(data: bytes) -> bool:
+    return data.endswith(b"END\r\n") or (b"\r\n" in data and not data.startswith(b"STAT "))
+
+
+@check("network.memcached_requires_auth", title="memcached does not answer unauthenticated commands",
+       severity="critical", needs=("network.memcached",), subjects=_subjects_of("network.memcached"),
+       remediation="Bind memcached to a private interface (-l), disable UDP (-U 0), and require "
+                   "authentication (-Y auth file for the text protocol, or SASL with -S); allow "
+                   "it only from the application's network.")
+def memcached_requires_auth(ctx: Context) -> None:
+    endpoint, reply, elapsed = _roundtrip(ctx, "memcached", b"stats\r\n", "stats", _memcached_done)
+    ctx.add_fact(WireExchange("memcached", endpoint, "stats", ctx.target.masker.text(_shown(reply)),
+                              elapsed_ms=elapsed))
+    if reply.startswith(b"STAT "):
+        stats = dict(line[5:].partition(" ")[::2] for line in
+                     reply.decode("ascii", "replace").split("\r\n") if line.startswith("STAT "))
+        fail(ctx, f"{endpoint} answered 'stats' without authentication (memcached "
+                  f"{stats.get('version', '?')}, {stats.get('curr_items', '?')} items cached): anyone "
+                  "who reaches it can read, overwrite and flush every key")
+    line = reply.split(b"\r\n", 1)[0]
+    if line.startswith(b"CLIENT_ERROR unauthenticated"):
+        ctx.passed(f"{endpoint} answered 'stats' with {line.decode()!r}: authentication is required")
+        return
+    raise CannotJudge(f"{endpoint} answered {_shown(reply, 80)} to 'stats': not a memcached answer "
+                      "this check can judge (binary-protocol-only SASL, TLS, another service?)")
+
+
+# Elasticsearch / OpenSearch: GET / answers the cluster's name and version when security is
+# off; with security on it is 401 security_exception "missing authentication credentials".
+def http_get_root(host: str, port: int) -> bytes:
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return (f"GET / HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: pytest-prodready\r\n"
+            "Accept: application/json\r\nConnection: close\r\n\r\n").encode()
+
+
+def parse_http(reply: bytes) -> tuple[int | None, dict[str, str], Any]:
+    """Status, headers (lower-case names) and the JSON body (None when it is not JSON)."""
+    head, _, body = reply.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if not parts[0].startswith("HTTP/") or len(parts) < 2 or not parts[1].isdigit():
+        return None, {}, None
+    headers: dict[str, str] = {}
+    for name, _, value in (h.partition(":") for h in lines[1:]):  # repeated headers joined
+        key = name.strip().lower()
+        headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except ValueError:
+        document = None
+    return int(parts[1]), headers, document
+
+
+@check("network.elasticsearch_requires_auth",
+       title="Elasticsearch does not answer unauthenticated requests",
+       severity="critical", needs=("network.elasticsearch",),
+       subjects=_subjects_of("network.elasticsearch"),
+       remediation="Turn Elasticsearch security on (xpack.security.enabled: true, the default "
+                   "since 8.0) with TLS and real passwords, and keep port 9200 on a private network.")
+def elasticsearch_requires_auth(ctx: Context) -> None:
+    host, port = split_host_port(ctx.subject)
+    endpoint, reply, elapsed = _roundtrip(ctx, "elasticsearch", http_get_root(host, port),
+                                          "GET / without credentials", lambda d: False)
+    status, headers, document = parse_http(reply)
+    first = reply.split(b"\r\n", 1)[0]
+    body = reply.partition(b"\r\n\r\n")[2]
+    received = _shown(first) + (f", body {_shown(body, 300)}" if status else "")
+    ctx.add_fact(WireExchange("elasticsearch", endpoint, "GET / without credentials",
+                              ctx.target.masker.text(received), elapsed_ms=elapsed))
+    if status == 200 and isinstance(document, dict) and "cluster_name" in document:
+        version = document.get("version") if isinstance(document.get("version"), dict) else {}
+        product = "OpenSearch" if (version or {}).get("distribution") == "opensearch" else "Elasticsearch"
+        fail(ctx, f"{endpoint} answered GET / without credentials with cluster "
+                  f"{document.get('cluster_name')!r} ({product} {(version or {}).get('number', '?')}): "
+                  "its indices can be read and written by anyone who reaches it")
+    error = document.get("error") if isinstance(document, dict) else None
+    refused = status == 401 and (
+        "security_exception" in json.dumps(error) or "www-authenticate" in headers)
+    if refused:
+        ctx.passed(f"{endpoint} answered GET / without credentials with 401 "
+                   f"({headers.get('www-authenticate', 'security_exception')}): authentication is "
+                   "required")
+        return
+    raise CannotJudge(f"{endpoint} answered {_shown(first, 80)} to GET / without credentials: "
+                      "neither the cluster's banner nor a 401 (TLS-only, a proxy, another service?)")
+
+
+# MongoDB: one OP_MSG (opcode 2013, MongoDB 3.6+) running listDatabases with nameOnly on
+# admin. Without access control it lists the databases; with it, code 13 Unauthorized.
+OP_MSG = 2013
+
+
+def bson_encode(document: dict[str, Any]) -> bytes:
+    out = b""
+    for key, value in document.items():
+        name = key.encode() + b"\0"
+        if isinstance(value, bool):
+            out += b"\x08" + name + (b"\x01" if value else b"\x00")
+        elif isinstance(value, int):
+            out += b"\x10" + name + struct.pack("<i", value)
+        elif isinstance(value, str):
+            data = value.encode() + b"\0"
+            out += b"\x02" + name + struct.pack("<i", len(data)) + data
+        else:
+            raise TypeError(type(value).__name__)
+    return struct.pack("<i", len(out) + 5) + out + b"\0"
+
+
+_FIXED = {0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16,
+          0x7F: 0, 0xFF: 0}
+
+
+def _fixed_value(kind: int, raw: bytes) -> Any:
+    if len(raw) != _FIXED[kind]:
+        raise ValueError("cut")
+    if kind == 0x08:
+        return raw == b"\x01"
+    if kind == 0x10:
+        return struct.unpack("<i", raw)[0]
+    if kind == 0x12:
+        return struct.unpack("<q", raw)[0]
+    return None if kind == 0x0A else raw.hex()
+
+
+def bson_decode(data: bytes) -> dict[str, Any]:
+    """A BSON document (the types a server's reply uses); ValueError when it is not one."""
+    if len(data) < 5:
+        raise ValueError("short")
+    size = struct.unpack("<i", data[:4])[0]
+    if not 5 <= size <= len(data):
+        raise ValueError("bad length")
+    out: dict[str, Any] = {}
+    at = 4
+    while at < size - 1:
+        kind = data[at]
+        end = data.index(b"\0", at + 1)
+        name = data[at + 1:end].decode("utf-8", "replace")
+        at = end + 1
+        value: Any
+        if kind == 0x01:
+            value = struct.unpack("<d", data[at:at + 8])[0]
+            at += 8
+        elif kind == 0x02:
+            length = struct.unpack("<i", data[at:at + 4])[0]
+            value = data[at + 4:at + 3 + length].decode("utf-8", "replace")
+            at += 4 + length
+        elif kind in (0x03, 0x04):
+            length = struct.unpack("<i", data[at:at + 4])[0]
+            inner = bson_decode(data[at:at + length])
+            value = list(inner.values()) if kind == 0x04 else inner
+            at += length
+        elif kind == 0x05:
+            length = struct.unpack("<i", data[at:at + 4])[0]
+            value = data[at + 5:at + 5 + length]
+            at += 5 + length
+        elif kind in _FIXED:
+            raw = data[at:at + _FIXED[kind]]
+            value = _fixed_value(kind, raw)
+            at += _FIXED[kind]
+        else:
+            raise ValueError(f"BSON type {kind:#x}")
+        out[name] = value
+    return out
+
+
+def op_msg(document: dict[str, Any], request_id: int = 1) -> bytes:
+    body = struct.pack("<I", 0) + b"\0" + bson_encode(document)
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, OP_MSG) + body
+
+
+def parse_op_msg(reply: bytes) -> dict[str, Any] | None:
+    """The body document of an OP_MSG reply, or None when the bytes are not one."""
+    if len(reply) < 21:
+        return None
+    length, _, _, opcode = struct.unpack("<iiii", reply[:16])
+    if opcode != OP_MSG or length > len(reply) or reply[20] != 0:
+        return None
+    try:
+        return bson_decode(reply[21:length])
+    except (ValueError, struct.error, IndexError):
+        return None
+
+
+def _op_msg_done(data: bytes) -> bool:
+    return len(data) >= 4 and len(data) >= struct.unpack("<i", data[:4])[0]
+
+
+@check("network.mongodb_requires_auth", title="MongoDB refuses unauthenticated commands",
+       severity="critical", needs=("network.mongodb",), subjects=_subjects_of("network.mongodb"),
+       remediation="Turn MongoDB access control on (security.authorization: enabled) with real "
+                   "users, bind it to a private interface (net.bindIp), and require TLS.")
+def mongodb_requires_auth(ctx: Context) -> None:
+    sent = "OP_MSG listDatabases (nameOnly) on admin, without authentication"
+    endpoint, reply, elapsed = _roundtrip(
+        ctx, "mongodb", op_msg({"listDatabases": 1, "nameOnly": True, "$db": "admin"}), sent,
+        _op_msg_done)
+    document = parse_op_msg(reply)
+    if document is None:
+        ctx.add_fact(WireExchange("mongodb", endpoint, sent, _shown(reply), elapsed_ms=elapsed))
+        raise CannotJudge(f"{endpoint} answered {_shown(reply, 80)} to an OP_MSG: not a MongoDB "
+                          "3.6+ reply (TLS-only, another service?)")
+    databases = document.get("databases")
+    names = [str(d.get("name")) for d in databases if isinstance(d, dict)] \
+        if isinstance(databases, list) else []
+    summary = (f"ok {document.get('ok')}, {len(names)} databases" if isinstance(databases, list)
+               else f"ok {document.get('ok')}, code {document.get('code')} "
+                    f"{document.get('codeName', '')}: {document.get('errmsg', '')}")
+    ctx.add_fact(WireExchange("mongodb", endpoint, sent, ctx.target.masker.text(summary),
+                              elapsed_ms=elapsed))
+    if document.get("ok") == 1 and isinstance(databases, list):
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        fail(ctx, f"{endpoint} listed its {len(names)} databases ({shown}) to an unauthenticated "
+                  "client: anyone who reaches it can read and write them")
+    if document.get("ok") == 0 and document.get("code") in (13, 18):
+        ctx.passed(f"{endpoint} refused listDatabases without authentication: code "
+                   f"{document.get('code')} {document.get('codeName', '')} "
+                   f"({document.get('errmsg', '')})")
+        return
+    raise CannotJudge(f"{endpoint} answered listDatabases with {summary}: neither a list nor "
+                      "an authentication refusal")
+
+
 # -- the family ---------------------------------------------------------------------------------
 def _network_hosts(settings: Settings) -> Iterable[str]:
     """network.host and every Redis/PostgreSQL endpoint's host: the target's, by the user's word."""
     hosts = [str(settings.get("network.host"))] if settings.get("network.host") else []
-    for key in ("network.redis", "network.postgres"):
+    for key in ("network.redis", "network.postgres", "network.memcached", "network.elasticsearch",
+                "network.mongodb"):
         hosts += [split_host_port(str(e))[0] for e in settings.get(key) or []]
     return [h.strip("[]").lower() for h in hosts if h]
 
@@ -445,6 +712,9 @@ FAMILY = Family(
         "closed_ports": schema.list_of(schema.integer(1, 65535)),
         "redis": schema.list_of(schema.host_port),
         "postgres": schema.list_of(schema.host_port),
+        "memcached": schema.list_of(schema.host_port),
+        "elasticsearch": schema.list_of(schema.host_port),
+        "mongodb": schema.list_of(schema.host_port),
     })},
     hosts=_network_hosts,
 )

@@ -232,8 +232,13 @@ def config_reference() -> str:
              "except `env` itself.", "",
              "| key | owned by |", "|---|---|"]
     lines += [f"| [`{key}`](#{_anchor(key)}) | {owned.get(key, '?')} |" for key in root.fields]
+    checks = sorted(all_checks().values(), key=lambda c: c.id)
     for key, spec in root.fields.items():
         lines += ["", f"## `{key}`", "", f"Owned by: **{owned.get(key, '?')}**", ""]
+        needing = [c.id for c in checks if any(n == key or n.startswith(f"{key}.") for n in c.needs)]
+        if needing:
+            lines += ["Needed by (skipped as not configured without it): "
+                      + ", ".join(f"[`{cid}`](../catalogue.md)" for cid in needing) + ".", ""]
         if key == "env":
             lines += ["Profiles: `[env.NAME]` holds any of the keys above; the chosen profile's values "
                       "override the base table's.", "", "```toml", "[env.staging]",

@@ -235,10 +235,14 @@ def config_reference() -> str:
     checks = sorted(all_checks().values(), key=lambda c: c.id)
     for key, spec in root.fields.items():
         lines += ["", f"## `{key}`", "", f"Owned by: **{owned.get(key, '?')}**", ""]
-        needing = [c.id for c in checks if any(n == key or n.startswith(f"{key}.") for n in c.needs)]
-        if needing:
-            lines += ["Needed by (skipped as not configured without it): "
-                      + ", ".join(f"[`{cid}`](../catalogue.md)" for cid in needing) + ".", ""]
+        needing: dict[str, list[str]] = {}
+        for spec_ in checks:
+            for need in spec_.needs:
+                if need == key or need.startswith(f"{key}."):
+                    needing.setdefault(need, []).append(spec_.id)
+        for need, ids in needing.items():
+            lines += [f"Without `{need}` these checks are skipped as not configured: "
+                      + ", ".join(f"[`{cid}`](../catalogue.md)" for cid in ids) + ".", ""]
         if key == "env":
             lines += ["Profiles: `[env.NAME]` holds any of the keys above; the chosen profile's values "
                       "override the base table's.", "", "```toml", "[env.staging]",

@@ -113,6 +113,18 @@ def test_every_public_helper_is_in_the_reference(regenerated: Path) -> None:
         assert f"{name}(target" in page
 
 
+def test_the_quick_start_config_and_code_are_valid() -> None:
+    page = (DOCS / "index.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", page, re.S)
+    assert blocks
+    for block in blocks:
+        schema.validate_table(tomllib.loads(block))
+    for block in re.findall(r"```python\n(.*?)```", page, re.S):
+        compile(block, "docs/index.md", "exec")
+        for name in re.findall(r"\b(assert_[a-z_]+)\(", block):
+            assert hasattr(assertions, name), name
+
+
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}

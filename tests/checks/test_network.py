@@ -313,8 +313,8 @@ def test_elasticsearch_without_security_fails_on_its_banner() -> None:
     with serve_elasticsearch(security=False) as endpoint:
         result = _wire("network.elasticsearch_requires_auth", "elasticsearch", endpoint)
     assert result.outcome == "failed"
-    assert result.message == (f"{endpoint} answered GET / without credentials with cluster "
-                              "'docker-cluster' (Elasticsearch 8.13.0): its indices can be read and "
+    assert result.message == (f"{endpoint} answered GET / without credentials (plain HTTP) with "
+                              "cluster 'docker-cluster' (Elasticsearch 8.13.0): its indices can be read and "
                               "written by anyone who reaches it")
     assert "You Know, for Search" in result.detail
 
@@ -323,8 +323,8 @@ def test_elasticsearch_with_security_passes_on_401() -> None:
     with serve_elasticsearch(security=True) as endpoint:
         result = _wire("network.elasticsearch_requires_auth", "elasticsearch", endpoint)
     assert result.outcome == "passed", result.detail
-    assert result.message.startswith(f"{endpoint} answered GET / without credentials with 401 "
-                                     "(Basic realm=\"security\"")
+    assert result.message.startswith(f"{endpoint} answered GET / without credentials (plain HTTP) "
+                                     "with 401 (Basic realm=\"security\" charset=\"UTF-8\", ApiKey)")
 
 
 def test_elasticsearch_ordinary_web_server_cannot_judge(garbage: Served) -> None:
@@ -369,3 +369,17 @@ def test_the_new_endpoints_join_the_allowlist() -> None:
     probe = target(memcached=["mc.internal:11211"], elasticsearch=["es.internal:9200"],
                    mongodb=["mongo.internal:27017"])
     assert set(FAMILY.hosts(probe.settings)) == {"mc.internal", "es.internal", "mongo.internal"}
+
+
+@pytest.mark.parametrize("security", [False, True])
+def test_elasticsearch_tls_only_port_is_asked_again_over_tls(security: bool) -> None:
+    """Elasticsearch 8's default: TLS on 9200 drops a plain-text request; the check asks again
+    over TLS (a second guarded connection) and judges that answer."""
+    with serve_elasticsearch(security=security, tls=True) as endpoint:
+        probe = target(elasticsearch=[endpoint])
+        result = run_check("network.elasticsearch_requires_auth", probe, endpoint)
+    assert result.outcome == ("passed" if security else "failed"), result.detail
+    assert result.message.startswith(f"{endpoint} answered GET / without credentials (HTTPS) with "
+                                     + ("401" if security else "cluster 'docker-cluster'"))
+    assert [f["wire"]["sent"] for f in _facts(result)] == [
+        "GET / without credentials, plain HTTP", "GET / without credentials, HTTPS"]

@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -30,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from werkzeug.serving import make_server
 
 from tests.targets.dbservers import wait_for_port
 from tests.targets.webapp import serve_app
+from tests.tls_certs import self_signed
 from tests.tls_servers import free_ports
 
 
@@ -98,9 +101,28 @@ def elasticsearch_app(security: bool) -> Flask:
 
 
 @contextlib.contextmanager
-def serve_elasticsearch(security: bool) -> Iterator[str]:
-    with serve_app(elasticsearch_app(security)) as url:
-        yield url.removeprefix("http://")
+def serve_elasticsearch(security: bool, tls: bool = False) -> Iterator[str]:
+    """'host:port' of the reproduction; tls=True plays Elasticsearch 8's default (TLS on the
+    HTTP port, a throwaway self-signed certificate): a plain-text request is dropped."""
+    if not tls:
+        with serve_app(elasticsearch_app(security)) as url:
+            yield url.removeprefix("http://")
+        return
+    with tempfile.TemporaryDirectory(prefix="prodready-es-") as workdir:
+        certfile, keyfile = self_signed().write(Path(workdir), "es")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile, keyfile)
+        server = make_server("127.0.0.1", 0, elasticsearch_app(security), threaded=True,
+                             ssl_context=context)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                  daemon=True)
+        thread.start()
+        try:
+            yield f"127.0.0.1:{server.server_port}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
 
 
 # -- MongoDB --------------------------------------------------------------------------------

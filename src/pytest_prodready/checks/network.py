@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Iterable
@@ -526,6 +527,48 @@ def parse_http(reply: bytes) -> tuple[int | None, dict[str, str], Any]:
     return int(parts[1]), headers, document
 
 
+def tls_roundtrip(host: str, port: int, payload: bytes, timeout: float) -> tuple[bytes, float]:
+    """`payload` over TLS (the certificate is not judged here: tls.* does that); the bytes
+    until the peer closes, the limit or the deadline."""
+    started = time.monotonic()
+    deadline = started + timeout
+    sock = connect(host, port, timeout)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        sock.settimeout(timeout)
+        tls = context.wrap_socket(sock, server_hostname=None if _is_ip(host) else host)
+        tls.sendall(payload)
+        data = b""
+        while len(data) < MAX_REPLY_BYTES and time.monotonic() < deadline:
+            tls.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = tls.recv(MAX_REPLY_BYTES - len(data))
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        if not data:
+            raise WireError("closed", "no answer over TLS")
+        return data, (time.monotonic() - started) * 1000
+    except ssl.SSLError as exc:
+        raise WireError("closed", f"no TLS either ({exc.reason or exc})") from None
+    except OSError as exc:
+        raise WireError("closed", f"the TLS connection failed: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
 @check("network.elasticsearch_requires_auth",
        title="Elasticsearch does not answer unauthenticated requests",
        severity="critical", needs=("network.elasticsearch",),
@@ -533,31 +576,58 @@ def parse_http(reply: bytes) -> tuple[int | None, dict[str, str], Any]:
        remediation="Turn Elasticsearch security on (xpack.security.enabled: true, the default "
                    "since 8.0) with TLS and real passwords, and keep port 9200 on a private network.")
 def elasticsearch_requires_auth(ctx: Context) -> None:
-    host, port = split_host_port(ctx.subject)
-    endpoint, reply, elapsed = _roundtrip(ctx, "elasticsearch", http_get_root(host, port),
-                                          "GET / without credentials", lambda d: False)
+    host, port = _guarded(ctx, ctx.subject)
+    endpoint = _label(host, port)
+    timeout = _timeout(ctx, WIRE_TIMEOUT_S)
+    sent = "GET / without credentials"
+    started = time.monotonic()
+    over = "plain HTTP"
+    try:
+        reply, elapsed = wire_roundtrip(host, port, http_get_root(host, port), timeout, lambda d: False)
+        if reply[:2] == b"\x15\x03":  # a TLS alert record: the port speaks TLS only
+            raise WireError("closed", f"answered a TLS alert ({_shown(reply, 16)}) to plain text")
+    except WireError as exc:
+        ctx.add_fact(WireExchange("elasticsearch", endpoint, f"{sent}, plain HTTP", "", str(exc),
+                                  (time.monotonic() - started) * 1000))
+        if exc.kind == "refused":
+            raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
+                              "network.ports_closed judges reachability") from None
+        if exc.kind != "closed":
+            raise CannotJudge(f"{endpoint}: {sent}: {exc}") from None
+        # Elasticsearch 8 (TLS on the HTTP port by default) closes a plain-text request: ask
+        # again over TLS, on a second guarded connection.
+        ctx.target.guard(host)
+        over = "HTTPS"
+        started = time.monotonic()
+        try:
+            reply, elapsed = tls_roundtrip(host, port, http_get_root(host, port), timeout)
+        except WireError as tls_exc:
+            ctx.add_fact(WireExchange("elasticsearch", endpoint, f"{sent}, over TLS", "",
+                                      str(tls_exc), (time.monotonic() - started) * 1000))
+            raise CannotJudge(f"{endpoint}: {sent}: {exc} in plain HTTP, {tls_exc}") from None
     status, headers, document = parse_http(reply)
     first = reply.split(b"\r\n", 1)[0]
     body = reply.partition(b"\r\n\r\n")[2]
     received = _shown(first) + (f", body {_shown(body, 300)}" if status else "")
-    ctx.add_fact(WireExchange("elasticsearch", endpoint, "GET / without credentials",
+    ctx.add_fact(WireExchange("elasticsearch", endpoint, f"{sent}, {over}",
                               ctx.target.masker.text(received), elapsed_ms=elapsed))
+    asked = f"GET / without credentials ({over})"
     if status == 200 and isinstance(document, dict) and "cluster_name" in document:
         version = document.get("version") if isinstance(document.get("version"), dict) else {}
         product = "OpenSearch" if (version or {}).get("distribution") == "opensearch" else "Elasticsearch"
-        fail(ctx, f"{endpoint} answered GET / without credentials with cluster "
+        fail(ctx, f"{endpoint} answered {asked} with cluster "
                   f"{document.get('cluster_name')!r} ({product} {(version or {}).get('number', '?')}): "
                   "its indices can be read and written by anyone who reaches it")
     error = document.get("error") if isinstance(document, dict) else None
     refused = status == 401 and (
         "security_exception" in json.dumps(error) or "www-authenticate" in headers)
     if refused:
-        ctx.passed(f"{endpoint} answered GET / without credentials with 401 "
+        ctx.passed(f"{endpoint} answered {asked} with 401 "
                    f"({headers.get('www-authenticate', 'security_exception')}): authentication is "
                    "required")
         return
-    raise CannotJudge(f"{endpoint} answered {_shown(first, 80)} to GET / without credentials: "
-                      "neither the cluster's banner nor a 401 (TLS-only, a proxy, another service?)")
+    raise CannotJudge(f"{endpoint} answered {_shown(first, 80)} to {asked}: neither the "
+                      "cluster's banner nor a 401 (a proxy, another service?)")
 
 
 # MongoDB: one OP_MSG (opcode 2013, MongoDB 3.6+) running listDatabases with nameOnly on

@@ -1,7 +1,7 @@
 """exposure.default_credentials against faithful Flask reproductions of admin products'
 login APIs (none of them installs from Debian here): Grafana 10/11 (tests/targets/grafana.py)
 and RabbitMQ management 3.13, MinIO console (RELEASE.2024), Tomcat 9/10 manager, Jenkins
-2.x and ActiveMQ classic 5.18 (tests/targets/admin_products.py, which says what each
+2.x, ActiveMQ classic 5.18 and SonarQube 10.4 (tests/targets/admin_products.py, which says what each
 reproduces). For each product: the default login accepted fails, a changed password passes,
 with exactly one attempt per run; nothing is tried where the product is not recognised or
 when a lockout policy is configured; a site answering 200 to everything is judged by the
@@ -71,6 +71,7 @@ DEFAULTS_OF = {
     "tomcat": ("tomcat", "tomcat", None),
     "jenkins": ("admin", "admin", "JSESSIONID."),
     "activemq": ("admin", "admin", None),
+    "sonarqube": ("admin", "admin", "JWT-SESSION=****"),
 }
 
 

@@ -24,6 +24,9 @@ password its admin account really has: the product's default reproduces the defe
   j_username/j_password to /j_spring_security_check (/j_acegi_security_check before 2.266),
   answered 302 to the root with a new JSESSIONID.<hash> cookie on success, 302 to
   /loginError otherwise; Location is absolute, as Jenkins' root URL makes it.
+- SonarQube 10.4 (web API): GET /api/system/status answers `{"id", "version", "status":
+  "UP"}` anonymously; POST /api/authentication/login (form: login, password) is 200 with
+  `JWT-SESSION` and `XSRF-TOKEN` cookies on success, a bare 401 otherwise.
 - ActiveMQ classic 5.18 web console (conf/jetty.xml: BASIC, realm "ActiveMQRealm",
   conf/jetty-realm.properties admin: admin, admin): Jetty's 401 carries
   `WWW-Authenticate: basic realm="ActiveMQRealm"`; the console's index is "Welcome to the
@@ -231,9 +234,33 @@ def activemq_app(password: str, attempts: list[tuple[str, str]]) -> Flask:
     return app
 
 
+# -- SonarQube ------------------------------------------------------------------------------
+def sonarqube_app(password: str, attempts: list[tuple[str, str]]) -> Flask:
+    app = Flask("sonarqube")
+
+    @app.get("/api/system/status")
+    def status() -> Response:
+        return jsonify({"id": "147B411E-AY1mUBMWAlnNs-Lbzm8A", "version": "10.4.1.88267",
+                        "status": "UP"})
+
+    @app.post("/api/authentication/login")
+    def login() -> Response:
+        user, given = request.form.get("login", ""), request.form.get("password", "")
+        attempts.append((user, given))
+        if user == "admin" and given == password:
+            response = Response(status=200)
+            response.set_cookie("JWT-SESSION", "eyJhbGciOiJIUzI1NiJ9." + secrets.token_urlsafe(48),
+                                max_age=259200, httponly=True, path="/")
+            response.set_cookie("XSRF-TOKEN", secrets.token_hex(16), max_age=259200, path="/")
+            return response
+        return Response(status=401)
+
+    return app
+
+
 @contextmanager
 def serve_product(name: str, password: str, **options: object) -> Iterator[Served]:
-    """Serve one product's reproduction (rabbitmq, minio, tomcat, jenkins, activemq) whose
+    """Serve one product's reproduction (rabbitmq, minio, tomcat, jenkins, activemq, sonarqube) whose
     admin account has `password` (for tomcat: the password of the manager-gui user tomcat)."""
     attempts: list[tuple[str, str]] = []
     if name == "rabbitmq":
@@ -247,6 +274,8 @@ def serve_product(name: str, password: str, **options: object) -> Iterator[Serve
         app = jenkins_app(password, attempts, version=str(options.get("version", "2.440.3")))
     elif name == "activemq":
         app = activemq_app(password, attempts)
+    elif name == "sonarqube":
+        app = sonarqube_app(password, attempts)
     else:
         raise ValueError(name)
     with serve_app(app) as url:

@@ -27,6 +27,8 @@ The table (product: recognised by -> the one attempt -> the success marker):
   2.266: /j_acegi_security_check) admin/admin -> a redirect not to /loginError;
 - ActiveMQ classic console: GET /admin/, 401 in realm "ActiveMQRealm" -> the same with Basic
   admin/admin -> 200 "Welcome to the Apache ActiveMQ Console".
+- SonarQube: GET /api/system/status answering {id, version, status} anonymously -> POST
+  /api/authentication/login login=admin&password=admin -> 200 with a JWT-SESSION cookie.
 """
 
 from __future__ import annotations
@@ -183,6 +185,29 @@ def _activemq_logged_in(ex: Exchange) -> bool:
     return ex.status == 200 and "Welcome to the Apache ActiveMQ Console" in ex.text
 
 
+# -- SonarQube (web API: api/system/status is public; api/authentication/login) -----------
+SONARQUBE_STATES = {"STARTING", "UP", "DOWN", "RESTARTING", "DB_MIGRATION_NEEDED",
+                    "DB_MIGRATION_RUNNING"}
+
+
+def _sonarqube(ex: Exchange) -> bool:
+    status = _json_dict(ex)
+    return ex.status == 200 and {"id", "version", "status"} <= set(status) and \
+        status.get("status") in SONARQUBE_STATES
+
+
+def _sonarqube_login(base: str, _page: Exchange) -> Probe:
+    body = urlencode({"login": "admin", "password": "admin"}).encode()
+    return Probe.of("POST", _join(base, "/api/authentication/login"),
+                    {"Content-Type": "application/x-www-form-urlencoded"}, body,
+                    follow_redirects=False, once=True)
+
+
+def _sonarqube_logged_in(ex: Exchange) -> bool:
+    return ex.status == 200 and any(re.match(r"\s*JWT-SESSION=[^;\s]+", cookie)
+                                    for cookie in ex.header_all("Set-Cookie"))
+
+
 PRODUCTS: dict[str, Product] = {
     "grafana": Product("Grafana", "/login", _grafana_page, _grafana_login, _grafana_logged_in,
                        "admin", "admin", '{"message": "Logged in"}'),
@@ -197,6 +222,8 @@ PRODUCTS: dict[str, Product] = {
     "activemq": Product("ActiveMQ console", "/admin/", _activemq, _activemq_login,
                         _activemq_logged_in, "admin", "admin",
                         '"Welcome to the Apache ActiveMQ Console"'),
+    "sonarqube": Product("SonarQube", "/api/system/status", _sonarqube, _sonarqube_login,
+                         _sonarqube_logged_in, "admin", "admin", "a JWT-SESSION cookie"),
 }
 
 
@@ -231,7 +258,8 @@ def _probes(settings: Settings, subject: str) -> dict[str, Probe]:
                    "reachable, e.g. Grafana: set [security] admin_password, or "
                    "GF_SECURITY_ADMIN_PASSWORD; RabbitMQ: delete the guest user; MinIO: set "
                    "MINIO_ROOT_USER/MINIO_ROOT_PASSWORD; Tomcat: edit conf/tomcat-users.xml; "
-                   "Jenkins: change the admin password; ActiveMQ: edit conf/jetty-realm.properties.")
+                   "Jenkins: change the admin password; ActiveMQ: edit conf/jetty-realm.properties; "
+                   "SonarQube: change the admin password.")
 def default_credentials(ctx: Context) -> None:
     if ctx.settings.get("default_credentials.lockout"):
         ctx.skip("default_credentials.lockout is true: a failed login could lock the account, so "

@@ -26,6 +26,18 @@ and run
     python benchmarks/bench_tls_vs_sslyze.py [--runs 5] [--sslyze-python /tmp/sslyze-venv/bin/python]
 
 Prints Markdown tables and writes benchmarks/results/tls_vs_sslyze.json.
+
+Whole process against whole process (interpreter start-up and imports included):
+
+    python benchmarks/bench_tls_vs_sslyze.py --whole-process [--runs 5] [--servers good,nginx_site]
+
+runs, per server and round, interleaved: (a) `python -c` with the six checks through the
+library (the smallest process that runs them), (b) `python -m pytest --prodready -k tls.`
+in a temporary project whose prodready.toml names the server and the test CA (what a user
+runs; hypothesis's pytest plugin disabled, as docs/performance.md recommends for CI), and
+(c) sslyze's own CLI, `python -m sslyze --certinfo --certinfo_ca_file CA --tlsv1 --tlsv1_1
+--tlsv1_2 --tlsv1_3 localhost:PORT --quiet --json_out FILE`, the same scans as above. Writes
+benchmarks/results/tls_vs_sslyze_whole_process.json.
 """
 
 from __future__ import annotations
@@ -246,14 +258,104 @@ def fmt_versions(versions: dict[str, Any]) -> str:
     return " ".join(v for v in VERSIONS if versions.get(v)) or "none"
 
 
+OURS_PROCESS = r'''
+import sys
+from pytest_prodready.checking import run_check
+from pytest_prodready.config import DEFAULTS, Settings
+from pytest_prodready.target import Target
+port, ca_file = int(sys.argv[1]), sys.argv[2]
+settings = Settings(values={**DEFAULTS, "base_url": f"https://localhost:{port}/", "timeout_s": 5.0,
+                            "retries": 0, "tls": {"ca_bundle": ca_file}}, secrets={}, sources={})
+with Target(settings) as target:
+    for name in sys.argv[3:]:
+        print(name, run_check(name, target).outcome)
+'''
+
+
+def timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return time.perf_counter() - start, proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def whole_process(args: argparse.Namespace) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PRODREADY_", "PYTEST_ADDOPTS"))}
+    load_before = os.getloadavg()
+    started = dt.datetime.now(dt.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="bench-tls-wp-") as tmp:
+        workdir = Path(tmp)
+        ca = CA()
+        ca_file = ca.write(workdir / "ca.pem")
+        with servers(workdir, ca) as ports:
+            chosen = {n: p for n, p in ports.items() if not args.servers or n in args.servers.split(",")}
+            projects: dict[str, Path] = {}
+            for name, port in chosen.items():
+                project = projects[name] = workdir / f"project-{name}"
+                project.mkdir()
+                (project / "prodready.toml").write_text(
+                    f'base_url = "https://localhost:{port}/"\nretries = 0\n\n[tls]\nca_bundle = "{ca_file}"\n')
+            cases = {
+                "ours_library_process": lambda n, p: [sys.executable, "-c", OURS_PROCESS, str(p), ca_file,
+                                                      *OUR_CHECKS],
+                "ours_pytest_k_tls": lambda n, p: [sys.executable, "-m", "pytest", "--prodready", "-k", "tls.",
+                                                   "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-q"],
+                "sslyze_cli": lambda n, p: [args.sslyze_python, "-m", "sslyze", "--certinfo",
+                                            "--certinfo_ca_file", ca_file, "--tlsv1", "--tlsv1_1", "--tlsv1_2",
+                                            "--tlsv1_3", "--quiet", "--json_out", str(workdir / f"{n}.json"),
+                                            f"localhost:{p}"],
+            }
+            times: dict[str, dict[str, list[float]]] = {n: {c: [] for c in cases} for n in chosen}
+            notes: dict[str, str] = {}
+            for name, port in chosen.items():  # warm-up, untimed
+                for case, cmd in cases.items():
+                    _, code, out = timed(cmd(name, port), cwd=projects[name], env=env)
+                    notes[f"{name}/{case}"] = f"exit {code}: {out[-600:]}"
+            for _ in range(args.runs):
+                for name, port in chosen.items():
+                    for case, cmd in cases.items():
+                        wall, _code, _ = timed(cmd(name, port), cwd=projects[name], env=env)
+                        times[name][case].append(wall)
+    load_after = os.getloadavg()
+    medians = {n: {c: statistics.median(v) for c, v in by.items()} for n, by in times.items()}
+    print("| server | ours, `python -c` (6 checks) | ours, `pytest --prodready -k tls.` | sslyze CLI | "
+          "library / sslyze | pytest / sslyze |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, m in medians.items():
+        print(f"| {name} | {m['ours_library_process']:.2f} s | {m['ours_pytest_k_tls']:.2f} s | "
+              f"{m['sslyze_cli']:.2f} s | {m['ours_library_process'] / m['sslyze_cli']:.2f} | "
+              f"{m['ours_pytest_k_tls'] / m['sslyze_cli']:.2f} |")
+    print(f"load average before {load_before}, after {load_after}")
+    out_path = REPO / "benchmarks" / "results" / "tls_vs_sslyze_whole_process.json"
+    out_path.write_text(json.dumps({
+        "benchmark": "tls_vs_sslyze_whole_process", "date": started.isoformat(timespec="seconds"),
+        "command": "python benchmarks/bench_tls_vs_sslyze.py " + " ".join(sys.argv[1:]),
+        "machine": {"node": platform.node(), "python": platform.python_version(),
+                    "openssl": ssl.OPENSSL_VERSION, "cpus": os.cpu_count(),
+                    "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE")},
+        "versions": {"pytest-prodready": metadata.version("pytest-prodready"),
+                     "sslyze (nassl)": sslyze_version(args.sslyze_python)},
+        "commands": {c: " ".join(cmd("NAME", 0)) for c, cmd in cases.items()},
+        "runs": args.runs, "order": "interleaved: each case once per server per round, after one warm-up",
+        "load_average_before": load_before, "load_average_after": load_after,
+        "medians_s": medians, "times_s": times, "warmup_outputs": notes,
+    }, indent=2) + "\n", encoding="utf-8")
+    print(f"written: {out_path.relative_to(REPO)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sslyze-python",
                         default=os.environ.get("SSLYZE_PYTHON", "/tmp/sslyze-venv/bin/python"))
+    parser.add_argument("--whole-process", action="store_true",
+                        help="time whole processes (start-up included): ours vs sslyze's CLI")
+    parser.add_argument("--servers", default="", help="with --whole-process: comma-separated server names")
     args = parser.parse_args()
     if not Path(args.sslyze_python).exists():
         raise SystemExit(f"no sslyze interpreter at {args.sslyze_python}; see the docstring")
+    if args.whole_process:
+        return whole_process(args)
 
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:
         workdir = Path(tmp)

@@ -88,7 +88,8 @@ def test_each_product_with_its_default_login_fails(key: str) -> None:
         assert product.marker in result.message
         assert run(probe, f"{key}@/").outcome == "failed"  # judged again from the one attempt
         assert served.attempts == [(user, password)]
-        assert "Authorization: Basic ****" in result.detail or "Authorization" not in result.detail
+        if key in ("rabbitmq", "tomcat", "activemq"):  # Basic auth: the header is masked
+            assert "> Authorization: Basic ****" in result.detail
         if secret:
             assert secret in result.detail
         if key == "jenkins":  # the session Jenkins opened is masked, its name kept

@@ -264,7 +264,8 @@ SUMMARY_LINE = re.compile(r"=+ (.+ in [\d.]+s.*?) =+$")
 
 
 def run_once(case: Case, target: CountingTarget, project: Path,
-             extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None) -> dict[str, Any]:
+             extra_env: dict[str, str] | None = None, extra_args: list[str] | None = None,
+             keep_hits: bool = False) -> dict[str, Any]:
     target.reset()
     env = run_env(extra_env)
     start = time.monotonic()
@@ -274,6 +275,10 @@ def run_once(case: Case, target: CountingTarget, project: Path,
     time.sleep(0.05)  # let the server's handler threads finish their bookkeeping
     requests, hits = target.take()
     run: dict[str, Any] = {"wall_s": end - start, "exit_code": proc.returncode, "requests": requests}
+    if keep_hits and hits:
+        t0 = hits[0].start
+        run["timeline_ms"] = [{"start": round((h.start - t0) * 1000, 1), "end": round((h.end - t0) * 1000, 1),
+                               "method": h.method, "path": h.path} for h in hits]
     if len(hits) != requests:
         run["note"] = f"middleware saw {len(hits)} requests, the webapp logged {requests}"
     if hits:
@@ -539,6 +544,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pycache-prefix", metavar="DIR", default=None,
                         help="let the measured processes cache bytecode (and pytest its assertion "
                              "rewrites) in DIR, even where PYTHONDONTWRITEBYTECODE is set")
+    parser.add_argument("--timeline", action="store_true",
+                        help="add one run of the first pytest case that records every request's start "
+                             "and end (ms after the first request) and prints them")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument("--library-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -578,6 +586,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {round_no}/{args.runs} {case.key:<22} {run['wall_s']:6.2f} s "
                       f"{run['requests']:4d} requests  {status}", file=sys.stderr)
         phases = run_phases(cases, targets, projects) if args.phases else None
+        timeline = None
+        if args.timeline:
+            first = cases[0]
+            timeline = run_once(first, targets[first.delay_ms], projects[first.key], keep_hits=True)
+            timeline["case"] = first.key
     load_after = os.getloadavg()
     machine_info = machine()
 
@@ -610,6 +623,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{key} (wall {ph['wall_s']:.2f} s, {ph['requests']} requests)")
             for name, at in ph["marks_s"]:
                 print(f"  {at:6.3f}  {name}")
+    if timeline and timeline.get("timeline_ms"):
+        print(f"\nRequest timeline of one {timeline['case']} run (ms after the first request arrives):")
+        for h in timeline["timeline_ms"]:
+            print(f"  {h['start']:7.1f} -> {h['end']:7.1f}  {h['method']:<7} {h['path']}")
     nproc = machine_info["nproc"] or 1
     noisy = max(load_before[0], load_after[0]) > nproc / 2
     print(f"\nload average (1, 5, 15 min) before {fmt_load(load_before)}, after {fmt_load(load_after)}"
@@ -635,6 +652,7 @@ def main(argv: list[str] | None = None) -> int:
                    "summary": summaries[c.key], "runs": runs[c.key]} for c in cases],
         "ratios": ratios,
         "phases": phases,
+        "timeline": timeline,
         "markdown_table": table,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,11 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, flo
             "errors": int(values["ERRORS"])}
 
 
+def wrk_version() -> str:
+    proc = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
+    return (proc.stdout or proc.stderr).split("\n")[0]
+
+
 def ours(url: str, requests: int, concurrency: int) -> tuple[dict[str, float], float, str]:
     target = make_target(url, max_concurrency=max(8, concurrency),
                          latency={"/slow": {"requests": requests, "concurrency": concurrency}},
@@ -157,13 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before {load_before}, after {load_after}")
     result = {
         "benchmark": "latency", "date": started.isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "benchmarks/bench_latency.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": shlex.join(["python", "benchmarks/bench_latency.py",
+                               *(sys.argv[1:] if argv is None else argv)]),
         "settings": {"rounds": args.rounds, "requests": args.requests, "warmup": 5,
                      "concurrency": args.concurrency, "wrk_seconds": args.wrk_seconds,
-                     "wrk_threads": min(2, args.concurrency), "order": "interleaved: ours then wrk, per round"},
-        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "wrk": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-                    or subprocess.run(["wrk", "--version"], capture_output=True, text=True).stderr.split("\n")[0]},
+                     "wrk_threads": min(2, args.concurrency),
+                     "order": "interleaved: ours then wrk, per round"},
+        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "wrk": wrk_version()},
         "load_average_before": load_before, "load_average_after": load_after,
         "cases": out_cases, "markdown_table": table,
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -124,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if isinstance(rs[0][k], float)}
             med.update({k: rs[0][k] for k in ("bytes", "operations", "probes")})
             results.setdefault(fmt, {})[str(n)] = {"medians": med, "runs": rs}
-            print(f"{fmt} {n:>6} ops ({med['bytes'] / 2**20:.1f} MiB): parse+plan {med['parse_plan_s']:.3f} s "
+            print(f"{fmt} {n:>6} ops ({med['bytes'] / 2**20:.1f} MiB): "
+                  f"parse+plan {med['parse_plan_s']:.3f} s "
                   f"(parse {med['parse_s']:.3f}, operations {med['operations_s']:.3f}, probes "
                   f"{med['probes_s']:.3f}); peak RSS {med['peak_rss_mib']:.1f} MiB (after imports "
                   f"{med['rss_after_imports_mib']:.1f})", file=sys.stderr)
@@ -133,13 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     linearity: dict[str, Any] = {}
     for fmt, by_n in results.items():
         ns = sorted(int(n) for n in by_n)
-        linearity[fmt] = [{
-            "from": a, "to": b,
-            "seconds_per_1000_ops": (by_n[str(b)]["medians"]["parse_plan_s"] - by_n[str(a)]["medians"]["parse_plan_s"])
-            / (b - a) * 1000,
-            "mib_per_1000_ops": (by_n[str(b)]["medians"]["peak_rss_mib"] - by_n[str(a)]["medians"]["peak_rss_mib"])
-            / (b - a) * 1000,
-        } for a, b in zip(ns, ns[1:], strict=False)]
+        def per_1000(metric: str, a: int, b: int, by_n: dict[str, Any] = by_n) -> float:
+            return float(by_n[str(b)]["medians"][metric] - by_n[str(a)]["medians"][metric]) / (b - a) * 1000
+
+        linearity[fmt] = [{"from": a, "to": b, "seconds_per_1000_ops": per_1000("parse_plan_s", a, b),
+                           "mib_per_1000_ops": per_1000("peak_rss_mib", a, b)}
+                          for a, b in itertools.pairwise(ns)]
         first = by_n[str(ns[0])]["medians"]["parse_plan_s"] / ns[0]
         linearity[fmt + "_time_per_op_ratio_largest_vs_smallest"] = \
             (by_n[str(ns[-1])]["medians"]["parse_plan_s"] / ns[-1]) / first
@@ -147,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "openapi_scale", "date": started.isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/bench_openapi_scale.py",
                                *(sys.argv[1:] if argv is None else argv)]),
-        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "pyyaml": yaml.__version__, "yaml_libyaml": bool(getattr(yaml, "__with_libyaml__", False))},
+        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "pyyaml": yaml.__version__,
+                    "yaml_libyaml": bool(getattr(yaml, "__with_libyaml__", False))},
         "note": "parse_document uses json.loads, then yaml.safe_load (pure Python loader) for non-JSON",
         "load_average_before": load_before, "load_average_after": load_after,
         "results": results, "linearity": linearity,

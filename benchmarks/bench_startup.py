@@ -59,7 +59,7 @@ def env_for(mode: str, cache_dir: str) -> dict[str, str]:
 
 def loop(project: Path, env: dict[str, str], runs: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {k: [] for k in CASES}
-    for key, args in CASES.items():  # warm-up
+    for args in CASES.values():  # warm-up
         subprocess.run([sys.executable, *args], cwd=project, env=env, capture_output=True, check=True)
     for _ in range(runs):
         for key, args in CASES.items():
@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 "loop": {k: {"median_s": statistics.median(v), "min_s": min(v), "max_s": max(v), "times_s": v}
                          for k, v in times.items()},
                 "loop_overhead_median_of_round_differences_ms": statistics.median(diffs) * 1000,
-                "loop_overhead_difference_of_medians_ms":
-                    (statistics.median(times["with_plugin"]) - statistics.median(times["without_plugin"])) * 1000,
+                "loop_overhead_difference_of_medians_ms": 1000 * (
+                    statistics.median(times["with_plugin"]) - statistics.median(times["without_plugin"])),
                 "hyperfine": hf,
                 "import": import_cost(project, env),
             }
@@ -143,19 +143,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mode}: loop with {statistics.median(times['with_plugin']) * 1000:.0f} ms, without "
                   f"{statistics.median(times['without_plugin']) * 1000:.0f} ms, overhead (median of "
                   f"round differences) {entry['loop_overhead_median_of_round_differences_ms']:.1f} ms; "
-                  f"hyperfine overhead {entry.get('hyperfine_overhead_difference_of_medians_ms', float('nan')):.1f}"
-                  f" ms; import of pytest_prodready {entry['import']['pytest_prodready_cumulative_ms']:.1f} ms")
+                  f"hyperfine overhead "
+                  f"{entry.get('hyperfine_overhead_difference_of_medians_ms', float('nan')):.1f} ms; "
+                  f"import of pytest_prodready {entry['import']['pytest_prodready_cumulative_ms']:.1f} ms")
     load_after = os.getloadavg()
     hf_version = ""
     if shutil.which("hyperfine"):
         hf_version = subprocess.run(["hyperfine", "--version"], capture_output=True, text=True).stdout.strip()
     result = {
         "benchmark": "startup", "date": started.isoformat(timespec="seconds"),
-        "command": shlex.join(["python", "benchmarks/bench_startup.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": shlex.join(["python", "benchmarks/bench_startup.py",
+                               *(sys.argv[1:] if argv is None else argv)]),
         "cases": {k: shlex.join(["python", *v]) for k, v in CASES.items()},
         "project": "one test file with two tests; no prodready.toml",
-        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "hyperfine": hf_version},
+        "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "hyperfine": hf_version},
         "load_average_before": load_before, "load_average_after": load_after, "modes": modes,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -272,7 +272,8 @@ with Target(settings) as target:
 '''
 
 
-def timed(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[float, int, str]:
+def timed(cmd: list[str], cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> tuple[float, int, str]:
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
     return time.perf_counter() - start, proc.returncode, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -292,15 +293,17 @@ def whole_process(args: argparse.Namespace) -> int:
             for name, port in chosen.items():
                 project = projects[name] = workdir / f"project-{name}"
                 project.mkdir()
-                (project / "prodready.toml").write_text(
-                    f'base_url = "https://localhost:{port}/"\nretries = 0\n\n[tls]\nca_bundle = "{ca_file}"\n')
+                (project / "prodready.toml").write_text(f'base_url = "https://localhost:{port}/"\n'
+                                                        f'retries = 0\n\n[tls]\nca_bundle = "{ca_file}"\n')
             cases = {
                 "ours_library_process": lambda n, p: [sys.executable, "-c", OURS_PROCESS, str(p), ca_file,
                                                       *OUR_CHECKS],
-                "ours_pytest_k_tls": lambda n, p: [sys.executable, "-m", "pytest", "--prodready", "-k", "tls.",
-                                                   "-p", "no:hypothesispytest", "-p", "no:cacheprovider", "-q"],
+                "ours_pytest_k_tls": lambda n, p: [sys.executable, "-m", "pytest", "--prodready", "-k",
+                                                   "tls.", "-p", "no:hypothesispytest", "-p",
+                                                   "no:cacheprovider", "-q"],
                 "sslyze_cli": lambda n, p: [args.sslyze_python, "-m", "sslyze", "--certinfo",
-                                            "--certinfo_ca_file", ca_file, "--tlsv1", "--tlsv1_1", "--tlsv1_2",
+                                            "--certinfo_ca_file", ca_file, "--tlsv1", "--tlsv1_1",
+                                            "--tlsv1_2",
                                             "--tlsv1_3", "--quiet", "--json_out", str(workdir / f"{n}.json"),
                                             f"localhost:{p}"],
             }

@@ -65,7 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.tls_certs import CA, Leaf, rsa_key  # noqa: E402
-from tests.tls_servers import run_nginx, serve_https, server_context  # noqa: E402
+from tests.tls_servers import _TLSHTTPServer, run_nginx, serve_https, server_context  # noqa: E402
 
 from pytest_prodready import tlsprobe  # noqa: E402
 from pytest_prodready.checking import run_check  # noqa: E402
@@ -73,6 +73,11 @@ from pytest_prodready.config import DEFAULTS, Settings  # noqa: E402
 from pytest_prodready.target import Target  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "tls_vs_sslyze.json"
+# socketserver's default listen backlog is 5: sslyze opens many connections at once, the
+# kernel drops the SYNs past the backlog (TcpExtListenOverflows) and the client retransmits
+# after its 1 s initial RTO, so a Python server costs sslyze a whole extra second per scan.
+# nginx's backlog is 511; give the Python servers a real one too.
+_TLSHTTPServer.request_queue_size = 128
 OUR_CHECKS = ("tls.https_reachable", "tls.cert_valid", "tls.cert_expiry", "tls.cert_strength",
               "tls.legacy_protocols_refused", "tls.tls13_offered")
 VERSIONS = ("1.0", "1.1", "1.2", "1.3")
@@ -281,6 +286,9 @@ def timed(cmd: list[str], cwd: Path | None = None,
 
 def whole_process(args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PRODREADY_", "PYTEST_ADDOPTS"))}
+    if args.pycache_prefix:  # bytecode cached for every process (pip already compiled sslyze's)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(args.pycache_prefix).resolve())
     load_before = os.getloadavg()
     started = dt.datetime.now(dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="bench-tls-wp-") as tmp:
@@ -328,13 +336,15 @@ def whole_process(args: argparse.Namespace) -> int:
               f"{m['sslyze_cli']:.2f} s | {m['ours_library_process'] / m['sslyze_cli']:.2f} | "
               f"{m['ours_pytest_k_tls'] / m['sslyze_cli']:.2f} |")
     print(f"load average before {load_before}, after {load_after}")
-    out_path = REPO / "benchmarks" / "results" / "tls_vs_sslyze_whole_process.json"
+    out_path = Path(args.output) if args.output else \
+        REPO / "benchmarks" / "results" / "tls_vs_sslyze_whole_process.json"
     out_path.write_text(json.dumps({
         "benchmark": "tls_vs_sslyze_whole_process", "date": started.isoformat(timespec="seconds"),
         "command": "python benchmarks/bench_tls_vs_sslyze.py " + " ".join(sys.argv[1:]),
         "machine": {"node": platform.node(), "python": platform.python_version(),
                     "openssl": ssl.OPENSSL_VERSION, "cpus": os.cpu_count(),
-                    "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE")},
+                    "PYTHONDONTWRITEBYTECODE": env.get("PYTHONDONTWRITEBYTECODE"),
+                    "PYTHONPYCACHEPREFIX": env.get("PYTHONPYCACHEPREFIX")},
         "versions": {"pytest-prodready": metadata.version("pytest-prodready"),
                      "sslyze (nassl)": sslyze_version(args.sslyze_python)},
         "commands": {c: " ".join(cmd("NAME", 0)) for c, cmd in cases.items()},
@@ -342,7 +352,7 @@ def whole_process(args: argparse.Namespace) -> int:
         "load_average_before": load_before, "load_average_after": load_after,
         "medians_s": medians, "times_s": times, "warmup_outputs": notes,
     }, indent=2) + "\n", encoding="utf-8")
-    print(f"written: {out_path.relative_to(REPO)}")
+    print(f"written: {out_path}")
     return 0
 
 
@@ -354,6 +364,9 @@ def main() -> int:
     parser.add_argument("--whole-process", action="store_true",
                         help="time whole processes (start-up included): ours vs sslyze's CLI")
     parser.add_argument("--servers", default="", help="with --whole-process: comma-separated server names")
+    parser.add_argument("--pycache-prefix", default="",
+                        help="with --whole-process: let every process cache bytecode in this directory")
+    parser.add_argument("--output", default="", help="with --whole-process: the JSON results file")
     args = parser.parse_args()
     if not Path(args.sslyze_python).exists():
         raise SystemExit(f"no sslyze interpreter at {args.sslyze_python}; see the docstring")

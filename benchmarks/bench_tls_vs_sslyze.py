@@ -37,7 +37,9 @@ in a temporary project whose prodready.toml names the server and the test CA (wh
 runs; hypothesis's pytest plugin disabled, as docs/performance.md recommends for CI), and
 (c) sslyze's own CLI, `python -m sslyze --certinfo --certinfo_ca_file CA --tlsv1 --tlsv1_1
 --tlsv1_2 --tlsv1_3 localhost:PORT --quiet --json_out FILE`, the same scans as above. Writes
-benchmarks/results/tls_vs_sslyze_whole_process.json.
+benchmarks/results/tls_vs_sslyze_whole_process.json (or --output). --pycache-prefix DIR lets
+every process cache bytecode there (where PYTHONDONTWRITEBYTECODE is set, an editable
+install otherwise recompiles its sources every run while pip compiled sslyze's).
 """
 
 from __future__ import annotations

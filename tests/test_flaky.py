@@ -271,7 +271,7 @@ def test_latency_is_the_answering_attempts_not_the_wait_before_it() -> None:
         took = time.monotonic() - started
     assert (exchange.status, seen) == (401, ["GET", "GET"])
     assert took >= 1.0  # Retry-After was honoured...
-    assert exchange.elapsed_ms < 500  # ...and is not the target's latency
+    assert exchange.elapsed_ms < 900  # ...and is not the target's latency (the wait was 1000 ms)
 
 
 @pytest.mark.parametrize("active", [False, True], ids=["passive", "active"])

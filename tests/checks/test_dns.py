@@ -263,7 +263,7 @@ def test_unreachable_silent_or_garbage_nameserver_cannot_judge_within_the_lifeti
     started = time.monotonic()
     result = run_check("dns.resolves", target(nameserver, timeout_s=1.0, domain="good.test"),
                        "good.test")
-    assert time.monotonic() - started < 3  # one 1 s lifetime (A), never a hang
+    assert time.monotonic() - started < 6  # one 1 s lifetime (A), never a hang; slack for a busy machine
     assert result.outcome == "error"
     assert result.message == (f"cannot judge: the nameserver ({nameserver}) did not answer good.test "
                               "A within 1s (is it running and reachable?)")

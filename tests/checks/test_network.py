@@ -141,7 +141,7 @@ def test_ports_are_probed_concurrently_and_each_is_charged(filtered: list[int]) 
     probe = target(timeout_s=1.0, host="127.0.0.1", closed_ports=[*filtered, closed])
     started = time.monotonic()
     result = run_check("network.ports_closed", probe, "127.0.0.1")
-    assert time.monotonic() - started < 3  # sequentially it would be 4 s
+    assert time.monotonic() - started < 3.5  # sequentially it would be at least 4 s
     assert result.outcome == "passed", result.detail
     assert result.message == ("none of 5 ports on 127.0.0.1 accepts a TCP connection (1 refused, "
                               "4 gave no answer within 1s or were unreachable)")

@@ -424,7 +424,7 @@ def test_bad_endpoints_end_within_the_timeout(target_for: Callable[..., Target],
         start = time.monotonic()
         results = [check(target, c) for c in HANDSHAKE_CHECKS]
         elapsed = time.monotonic() - start
-    assert elapsed < 3.5, elapsed
+    assert elapsed < 5.0, elapsed  # once per check would be 7 s or more
     for result in results:
         assert fragment in result.message, (result.check_id, result.message)
         expected = "failed" if (result.check_id == "tls.https_reachable"

@@ -31,10 +31,10 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["RULES", "Leak", "find_leaks", "preview"]
+__all__ = ["RULES", "Leak", "find_leaks", "preview", "response_leaks", "values_to_mask"]
 
 
 @dataclass(frozen=True)
@@ -839,3 +839,30 @@ def preview(leak: Leak) -> str:
         if leak.value.startswith(prefix) and len(leak.value) > len(prefix) + 8:
             return prefix + "\u2026"
     return ""
+
+
+# Lines of a private key's body (split on real or JSON-escaped newlines): a body cut by an
+# excerpt, or re-wrapped, is still masked line by line.
+_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(.*?)(-----END|\Z)", re.DOTALL)
+_KEY_LINES = re.compile(r"(?:\s|\\[nr])+")
+
+
+def response_leaks(headers: Sequence[tuple[str, str]], body: str) -> list[Leak]:
+    """Every leaked credential in a response: its header block (Set-Cookie aside: a session
+    cookie is the response's own, judged by cookies.flags) and its body. Offsets are within
+    the header block or the body, whichever holds the leak."""
+    head = "\n".join(f"{k}: {v}" for k, v in headers if k.lower() != "set-cookie")
+    return (find_leaks(head) if head else []) + find_leaks(body)
+
+
+def values_to_mask(found: Sequence[Leak], body: str) -> list[str]:
+    """What to mask in every output for these leaks: each value, and each line of a key
+    body (its BEGIN line is kept: it is the evidence, not the secret)."""
+    values = []
+    for leak in found:
+        values.append(leak.value)
+        if "\n" in leak.value or "\\n" in leak.value:
+            values += [line for line in _KEY_LINES.split(leak.value) if line]
+    values += [line for block in _KEY_BLOCK.finditer(body)
+               for line in _KEY_LINES.split(block.group(1)) if line]
+    return values

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import requests
@@ -37,6 +37,9 @@ from pytest_prodready.exceptions import BudgetExceeded, OffAllowlist, TargetUnre
 from pytest_prodready.masking import SECRET_HEADERS, Masker
 from pytest_prodready.runshare import Budget, RunShare
 from pytest_prodready.urls import Destination, UnsafeURL, destination, host_of
+
+if TYPE_CHECKING:
+    from pytest_prodready.leaks import Leak
 
 __all__ = ["Budget", "Probe", "Target", "describe_error"]
 
@@ -340,6 +343,7 @@ class Target:
     _inflight: set[deadline.Watch] = field(init=False, default_factory=set)
     _failures_in_a_row: int = field(init=False, default=0)
     _hosts: tuple[Settings, frozenset[str]] | None = field(init=False, default=None)
+    _leaks: dict[int, tuple[Exchange, list[Leak]]] = field(init=False, default_factory=dict)
     _plans: dict[tuple[str, str, int], tuple[Settings, dict[str, Probe]]] = field(
         init=False, default_factory=dict)
 
@@ -632,15 +636,30 @@ class Target:
     def _discover(self, exchange: Exchange) -> None:
         """Secrets the target shows (a key in a page, a DSN in an error) join the masker at
         fetch time, before anything is rendered: the order of the checks never matters."""
-        try:
-            from pytest_prodready.leaks import find_leaks
-        except ImportError:  # pragma: no cover - the rule set is part of the package
-            return
-        texts = [exchange.text] if exchange.body else []
-        texts += [value for _, value in exchange.headers]
-        for text in texts:
-            for leak in find_leaks(text):
+        from pytest_prodready.leaks import find_leaks, values_to_mask
+
+        for value in values_to_mask(self.leaks_in(exchange), exchange.text):
+            self.masker.add(value)
+        # A session cookie is no leak to report, but a secret-shaped one is masked wherever
+        # the target echoes it.
+        for cookie in exchange.header_all("Set-Cookie"):
+            for leak in find_leaks(cookie):
                 self.masker.add(leak.value)
+
+    def leaks_in(self, exchange: Exchange) -> list[Leak]:
+        """The credentials a response shows (leaks.response_leaks), scanned once per exchange:
+        the client's masking and exposure.secrets_in_responses read the same findings."""
+        from pytest_prodready.leaks import response_leaks
+
+        key = id(exchange)
+        with self._lock:
+            known = self._leaks.get(key)
+        if known is not None and known[0] is exchange:
+            return known[1]
+        found = response_leaks(exchange.headers, exchange.text) if exchange.status is not None else []
+        with self._lock:
+            self._leaks[key] = (exchange, found)  # holds the exchange: its id stays its own
+        return found
 
     def _send(self, probe: Probe, url: str) -> Exchange:
         """The probe and the redirects it follows, within one deadline."""

@@ -18,7 +18,7 @@ from pytest_prodready.checks.common import base_probes, not_found_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.family import Family
-from pytest_prodready.leaks import Leak, find_leaks, preview
+from pytest_prodready.leaks import Leak, preview, response_leaks, values_to_mask
 from pytest_prodready.target import Probe
 
 
@@ -169,45 +169,25 @@ def admin_surfaces(ctx: Context) -> None:
     ctx.passed(f"none of {len(paths)} admin surface(s) public")
 
 
-def find_secrets(ex: Exchange) -> list[Leak]:
-    """Every leaked credential in a response's headers (Set-Cookie aside) and body.
-
-    The rules are pytest_prodready.leaks' (the HTTP client runs the same ones on every body
-    to mask what it finds). Offsets are within the header block or the body, whichever
-    holds the leak; callers here use the values.
-    """
-    head = "\n".join(f"{k}: {v}" for k, v in ex.headers if k.lower() != "set-cookie")
-    return (find_leaks(head) if head else []) + find_leaks(ex.text)
-
-
 # In a served .env, config or dump: assignments whose name says they hold a secret.
 _ASSIGNMENT = re.compile(r"""^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*[=:]\s*["']?([^"'\s#]+)""",
                          re.MULTILINE)
 _SECRET_NAME = re.compile(r"(secret|token|passw|pwd|key|credential|auth|dsn|salt)", re.IGNORECASE)
-_KEY_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----(.*?)(-----END|\Z)", re.DOTALL)
-_KEY_LINES = re.compile(r"(?:\s|\\[nr])+")
+
+
+def find_secrets(ex: Exchange) -> list[Leak]:
+    """Every leaked credential in a response's headers (Set-Cookie aside) and body."""
+    return response_leaks(ex.headers, ex.text)
 
 
 def leaked_values(ex: Exchange, *, assignments: bool = False, found: list[Leak] | None = None) -> list[str]:
-    """The values a response leaks, to be masked in every output from here on.
-
-    Each leak's value (a database URL's password, a key's body: its BEGIN line is kept, it
-    is the evidence, not the secret), and each line of a key body on its own (a body split
-    across an excerpt's cut, or re-wrapped, is still masked); with `assignments`, the values
-    of every secret-named KEY=value line, however weak, for a served .env or config file.
-    `found`: find_secrets(ex), when the caller already has it (the scan is the costly part).
-    """
-    text = ex.text
-    values = []
-    for leak in find_secrets(ex) if found is None else found:
-        values.append(leak.value)
-        if "\n" in leak.value or "\\n" in leak.value:
-            values += [line for line in _KEY_LINES.split(leak.value) if line]
-    # Key lines split on newlines, also when JSON-escaped ("\\n") inside a string.
-    values += [line for block in _KEY_BLOCK.finditer(text)
-               for line in _KEY_LINES.split(block.group(1)) if line]
+    """The values a response leaks, to be masked in every output from here on (leaks'
+    values_to_mask); with `assignments`, also the values of every secret-named KEY=value
+    line, however weak, for a served .env or config file. `found`: the response's leaks,
+    when the caller already has them (the scan is the costly part)."""
+    values = values_to_mask(find_secrets(ex) if found is None else found, ex.text)
     if assignments:
-        values += [value for name, value in _ASSIGNMENT.findall(text) if _SECRET_NAME.search(name)]
+        values += [value for name, value in _ASSIGNMENT.findall(ex.text) if _SECRET_NAME.search(name)]
     return values
 
 
@@ -231,9 +211,8 @@ def secrets_in_responses(ctx: Context) -> None:
     for ex in responses:
         # The leaked values are masked in every output from here on; the message shows
         # only their kind, and a format's public prefix (ghp_…, AKIA…).
-        found = find_secrets(ex)
-        for value in leaked_values(ex, found=found):
-            ctx.target.masker.add(value)
+        # Scanned once, when the client fetched it (Target.leaks_in); masked from then on.
+        found = ctx.target.leaks_in(ex)
         shown: set[tuple[str, str]] = set()
         for leak in found:
             if (leak.kind, leak.value) in shown:

@@ -20,7 +20,7 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, cast
@@ -264,19 +264,7 @@ def redis_ping(host: str, port: int, timeout: float) -> tuple[bytes, float]:
        remediation="Require a password (requirepass, or ACL users with the default user off), "
                    "keep protected-mode on, and bind Redis to a private interface only.")
 def redis_requires_auth(ctx: Context) -> None:
-    host, port = _guarded(ctx, ctx.subject)
-    endpoint = _label(host, port)
-    timeout = _timeout(ctx, WIRE_TIMEOUT_S)
-    started = time.monotonic()
-    try:
-        reply, elapsed = redis_ping(host, port, timeout)
-    except WireError as exc:
-        ctx.add_fact(WireExchange("redis", endpoint, "PING", "", str(exc),
-                                  (time.monotonic() - started) * 1000))
-        if exc.kind == "refused":
-            raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
-                              "network.ports_closed judges reachability") from None
-        raise CannotJudge(f"{endpoint}: {exc}") from None
+    _, _, endpoint, (reply, elapsed), _ = _ask(ctx, "redis", "PING", redis_ping, named=False)
     line = reply.split(b"\r\n", 1)[0]
     text = ctx.target.masker.text(line.decode("utf-8", "replace"))
     ctx.add_fact(WireExchange("redis", endpoint, "PING", ctx.target.masker.text(_shown(reply)),
@@ -374,21 +362,12 @@ def _plaintext_refused(message: PgMessage) -> bool:
                    "pg_hba.conf (no 'host' lines for remote clients), so a plain-text startup "
                    "is refused; clients connect with sslmode=verify-full.")
 def postgres_requires_tls(ctx: Context) -> None:
-    host, port = _guarded(ctx, ctx.subject)
-    endpoint = _label(host, port)
     timeout = _timeout(ctx, WIRE_TIMEOUT_S)
-    started = time.monotonic()
-    try:
-        answer = pg_exchange(host, port, SSL_REQUEST, timeout, one_byte=True)
-    except WireError as exc:
-        ctx.add_fact(WireExchange("postgres", endpoint, "SSLRequest", "", str(exc),
-                                  (time.monotonic() - started) * 1000))
-        if exc.kind == "refused":
-            raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
-                              "network.ports_closed judges reachability") from None
-        raise CannotJudge(f"{endpoint}: SSLRequest: {exc}") from None
+    host, port, endpoint, answer, elapsed = _ask(
+        ctx, "postgres", "SSLRequest",
+        lambda host, port, timeout: pg_exchange(host, port, SSL_REQUEST, timeout, one_byte=True))
     ctx.add_fact(WireExchange("postgres", endpoint, "SSLRequest", _shown(answer[:1]),
-                              elapsed_ms=(time.monotonic() - started) * 1000))
+                              elapsed_ms=elapsed))
     if answer[:1] not in (b"S", b"N"):
         raise CannotJudge(f"{endpoint} answered {_shown(answer, 80)} to an SSLRequest: not "
                           "PostgreSQL")
@@ -448,22 +427,31 @@ def wire_roundtrip(host: str, port: int, payload: bytes, timeout: float,
         sock.close()
 
 
-def _roundtrip(ctx: Context, protocol: str, payload: bytes, sent: str,
-               done: Any) -> tuple[str, bytes, float]:
-    """One guarded exchange with the subject; a connection without an answer is 'cannot judge'
-    (a refused one names network.ports_closed, which judges reachability)."""
+def _ask(ctx: Context, protocol: str, sent: str, call: Callable[[str, int, float], Any],
+         *, named: bool = True) -> tuple[str, int, str, Any, float]:
+    """One guarded exchange with the subject: (host, port, endpoint, what call returned,
+    elapsed ms). A connection without an answer is 'cannot judge' (a refused one names
+    network.ports_closed, which judges reachability); `named` puts `sent` in that message."""
     host, port = _guarded(ctx, ctx.subject)
     endpoint = _label(host, port)
     started = time.monotonic()
     try:
-        reply, elapsed = wire_roundtrip(host, port, payload, _timeout(ctx, WIRE_TIMEOUT_S), done)
+        result = call(host, port, _timeout(ctx, WIRE_TIMEOUT_S))
     except WireError as exc:
         ctx.add_fact(WireExchange(protocol, endpoint, sent, "", str(exc),
                                   (time.monotonic() - started) * 1000))
         if exc.kind == "refused":
             raise CannotJudge(f"nothing accepts connections at {endpoint} (connection refused); "
                               "network.ports_closed judges reachability") from None
-        raise CannotJudge(f"{endpoint}: {sent}: {exc}") from None
+        raise CannotJudge(f"{endpoint}: {sent}: {exc}" if named else f"{endpoint}: {exc}") from None
+    return host, port, endpoint, result, (time.monotonic() - started) * 1000
+
+
+def _roundtrip(ctx: Context, protocol: str, payload: bytes, sent: str,
+               done: Any) -> tuple[str, bytes, float]:
+    """One guarded request/answer with the subject (see _ask)."""
+    _, _, endpoint, (reply, elapsed), _ = _ask(
+        ctx, protocol, sent, lambda host, port, timeout: wire_roundtrip(host, port, payload, timeout, done))
     return endpoint, reply, elapsed
 
 

@@ -401,21 +401,10 @@ EXPRESS_MODES = ("draft-7", "draft-8", "legacy", "loose", "off")
 
 
 def _express_installed() -> None:
-    """npm install (from package-lock.json) unless node_modules is there; under a file lock, as
-    pytest-xdist workers may all get here at once."""
-    import fcntl
+    """npm ci (from package-lock.json) unless express-rate-limit is in node_modules."""
+    from tests.targets.frameworks import npm_installed
 
-    marker = EXPRESS_DIR / "node_modules" / "express-rate-limit" / "package.json"
-    if marker.exists():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is missing: run scripts/install-test-deps.sh (installs node and npm)")
-    with open(EXPRESS_DIR / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.exists():
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=EXPRESS_DIR,
-                           check=True, timeout=300, stdout=subprocess.DEVNULL)
+    npm_installed(EXPRESS_DIR, "express-rate-limit", "ci")
 
 
 @contextmanager

@@ -114,3 +114,22 @@ def serve_asgi(app: Any) -> Iterator[str]:
 
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def npm_installed(folder: Path, package: str, command: str = "install") -> None:
+    """`npm <command>` in `folder` (from its package-lock.json) unless `package` is already in
+    its node_modules. Under a file lock: pytest-xdist workers may all get here at once."""
+    import fcntl
+    import shutil
+
+    marker = folder / "node_modules" / package / "package.json"
+    if marker.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is missing: run scripts/install-test-deps.sh (installs node and npm)")
+    with open(folder / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            subprocess.run([npm, command, "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder,
+                           check=True, timeout=300, stdout=subprocess.DEVNULL)

@@ -7,9 +7,7 @@ missing (scripts/install-test-deps.sh installs node and npm where they are missi
 
 from __future__ import annotations
 
-import fcntl
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,21 +17,10 @@ APP_DIR = HERE / "express"
 
 
 def ensure_installed() -> None:
-    """Install Express from package.json/package-lock.json unless node_modules is there.
+    """Install Express from package.json/package-lock.json unless node_modules is there."""
+    from tests.targets.frameworks import npm_installed
 
-    Under a file lock: pytest-xdist workers may all get here at once.
-    """
-    marker = APP_DIR / "node_modules" / "express" / "package.json"
-    if marker.exists():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is missing: run scripts/install-test-deps.sh (installs node and npm)")
-    with open(APP_DIR / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.exists():
-            subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=APP_DIR,
-                           check=True, timeout=300, stdout=subprocess.DEVNULL)
+    npm_installed(APP_DIR, "express")
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.target import Probe
+from tests.targets.recorder import Listener
 from tests.targets.webapp import VALID_TOKEN
 
 FUZZ = settings(max_examples=150, deadline=None, database=None,
@@ -63,45 +64,31 @@ class Scripted:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.sock.settimeout(0.05)
-        self.port = int(self.sock.getsockname()[1])
+        # The recorder's listener: one thread per connection, each answered once.
+        self.listener = Listener("127.0.0.1", 0, self._handle, self.stop)
+        self.port = self.listener.port
         self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self._accept, daemon=True, name="header-fuzz")
-        self.thread.start()
 
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def _handle(self, conn: socket.socket, _port: int) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 1 << 20:
+            chunk = conn.recv(65536)
+            if not chunk:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError), conn:
-            conn.settimeout(5)
-            head = b""
-            while b"\r\n\r\n" not in head and len(head) < 1 << 20:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                head += chunk
-            auth = b""
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"authorization":
-                    auth = value.strip()
-            with self.lock:
-                self.requests += 1
-                response = self.response
-            # One answer per connection, then close: whatever Content-Length says, the
-            # client is never left waiting for bytes that will not come.
-            conn.sendall(response.replace(ECHO.encode(), auth))
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
+            head += chunk
+        auth = b""
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"authorization":
+                auth = value.strip()
+        with self.lock:
+            self.requests += 1
+            response = self.response
+        # One answer per connection, then close: whatever Content-Length says, the
+        # client is never left waiting for bytes that will not come.
+        conn.sendall(response.replace(ECHO.encode(), auth))
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
 
     def answer(self, response: bytes) -> None:
         with self.lock:
@@ -109,8 +96,7 @@ class Scripted:
 
     def close(self) -> None:
         self.stop.set()
-        self.sock.close()
-        self.thread.join(timeout=5)
+        self.listener.close()
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def _read_head(sock: socket.socket) -> bytes:
 
 
 @dataclass
-class _Listener:
+class Listener:
     """Accepts on (host, port); each connection is answered in its own thread."""
 
     host: str
@@ -187,15 +187,15 @@ def serve_recorder() -> Iterator[Recorded]:
     """
     recorded = Recorded()
     stop = threading.Event()
-    listeners: list[_Listener] = []
+    listeners: list[Listener] = []
     try:
-        redirector = _Listener(TARGET_HOST, 0, recorded.serve_redirector, stop)
+        redirector = Listener(TARGET_HOST, 0, recorded.serve_redirector, stop)
         listeners.append(redirector)
-        foreign = _Listener(FOREIGN_HOST, 0, recorded.serve_foreign, stop)
+        foreign = Listener(FOREIGN_HOST, 0, recorded.serve_foreign, stop)
         listeners.append(foreign)
-        listeners.append(_Listener(FOREIGN_HOST, redirector.port, recorded.serve_foreign, stop))
+        listeners.append(Listener(FOREIGN_HOST, redirector.port, recorded.serve_foreign, stop))
         with contextlib.suppress(OSError):  # port 80 needs privileges and may be taken
-            listeners.append(_Listener(FOREIGN_HOST, 80, recorded.serve_foreign, stop))
+            listeners.append(Listener(FOREIGN_HOST, 80, recorded.serve_foreign, stop))
         recorded.target_port = redirector.port
         recorded.foreign_port = foreign.port
         recorded.foreign_ports = tuple(listener.port for listener in listeners[1:])

@@ -301,16 +301,15 @@ http {{
 
 
 @contextlib.contextmanager
-def run_nginx(prefix: Path, cert: str, key: str) -> Iterator[Nginx]:
-    """Start nginx in the foreground (daemon off) with its own config, pid, log and temp
-    paths under `prefix`, wait until every port answers, and stop it by its PID."""
+def nginx_process(prefix: Path, config: str, ports: dict[str, int]) -> Iterator[int]:
+    """nginx in the foreground (daemon off) with `config` and its pid, log and temp paths
+    under `prefix`; yields its PID once every port answers, and stops it by that PID."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(binary):
-        raise RuntimeError("nginx is not installed: apt-get install -y nginx (Debian)")
+        raise RuntimeError("nginx is not installed: run scripts/install-test-deps.sh (Debian's nginx)")
     (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-    ports = dict(zip(NGINX_ROLES, free_ports(len(NGINX_ROLES)), strict=True))
     conf = prefix / "nginx.conf"
-    conf.write_text(nginx_config(prefix, ports, cert, key))
+    conf.write_text(config)
     # -e: the error log before the config is read (else the compiled-in /var/log/nginx path).
     proc = subprocess.Popen([binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -328,7 +327,7 @@ def run_nginx(prefix: Path, cert: str, key: str) -> Iterator[Nginx]:
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
                     waiting.discard(port)
             time.sleep(0.02)
-        yield Nginx(ports, prefix, proc.pid)
+        yield proc.pid
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)  # fast shutdown of the master and its workers
@@ -339,3 +338,11 @@ def run_nginx(prefix: Path, cert: str, key: str) -> Iterator[Nginx]:
                 proc.wait(timeout=5)
         if proc.stderr:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def run_nginx(prefix: Path, cert: str, key: str) -> Iterator[Nginx]:
+    """nginx terminating TLS for every NGINX_ROLES scenario (see nginx_config)."""
+    ports = dict(zip(NGINX_ROLES, free_ports(len(NGINX_ROLES)), strict=True))
+    with nginx_process(prefix, nginx_config(prefix, ports, cert, key), ports) as pid:
+        yield Nginx(ports, prefix, pid)

@@ -20,12 +20,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -194,39 +190,11 @@ def nginx_limited(prefix: Path) -> Iterator[NginxLimited]:
 
 @contextmanager
 def _run_nginx(prefix: Path, config: str, ports: dict[str, int]) -> Iterator[None]:
-    """nginx in the foreground with its own prefix and config; stopped by its PID."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(binary):
-        raise RuntimeError("nginx is not installed: run scripts/install-test-deps.sh")
-    (prefix / "tmp").mkdir(parents=True, exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(config)
-    proc = subprocess.Popen([binary, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        until = time.monotonic() + 10
-        waiting = set(ports.values())
-        while waiting:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"nginx exited with {proc.returncode}: {err}")
-            if time.monotonic() > until:
-                raise RuntimeError(f"nginx did not open ports {sorted(waiting)} within 10s")
-            for port in list(waiting):
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                    waiting.discard(port)
-            time.sleep(0.02)
+    """nginx with its own prefix and config (tests.tls_servers.nginx_process)."""
+    from tests.tls_servers import nginx_process
+
+    with nginx_process(prefix, config, ports):
         yield
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 # -- nginx serving a site with static assets (perf.compression, perf.static_caching) ----------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class Runtime:
             logging.setLogRecordFactory(self._previous_factory)
             self._previous_factory = None
 
-    @property
+    @functools.cached_property
     def policy(self) -> Policy:
-        """Severity overrides and waivers of this run (records.Policy)."""
+        """Severity overrides and waivers of this run (records.Policy), built once."""
         return Policy.from_settings(self.settings)

@@ -12,9 +12,11 @@ For each distribution and round, interleaved: the check (run_check, as the plugi
 a fresh Target each time) with N requests at concurrency C, then wrk on the same endpoint
 with C connections for a few seconds. Reported: p50/p95/p99 of ours, of the truth of the
 same requests, of wrk, and of the distribution; the ratios ours/truth and ours/wrk per round
-(measured in the same round), medians over rounds.
+(measured in the same round), medians over rounds. With --locust, each round also runs the
+check on Locust's distributed mode (runner = "locust", master + 2 workers on loopback) and
+reports its percentiles and its ratios to the in-process check and to wrk in that round.
 
-    python benchmarks/bench_latency.py [--rounds 5] [--requests 200] [--concurrency 4]
+    python benchmarks/bench_latency.py [--rounds 5] [--requests 200] [--concurrency 4] [--locust]
 
 Writes benchmarks/results/latency.json. Nothing here is asserted: it is a measurement.
 """
@@ -77,9 +79,11 @@ def wrk_version() -> str:
     return (proc.stdout or proc.stderr).split("\n")[0]
 
 
-def ours(url: str, requests: int, concurrency: int) -> tuple[dict[str, float], float, str]:
+def ours(url: str, requests: int, concurrency: int,
+         runner: str = "in-process") -> tuple[dict[str, float], float, str]:
     target = make_target(url, max_concurrency=max(8, concurrency),
-                         latency={"/slow": {"requests": requests, "concurrency": concurrency}},
+                         latency={"/slow": {"requests": requests, "concurrency": concurrency,
+                                            "runner": runner}},
                          request_budget=requests + 200)
     try:
         start = time.perf_counter()
@@ -103,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk-seconds", type=int, default=3)
     parser.add_argument("--distributions", default="40:5,100:10",
                         help="mean:spread in ms, comma separated (default 40:5,100:10)")
+    parser.add_argument("--locust", action="store_true",
+                        help="also measure through Locust's distributed mode (master + 2 workers)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     dists = [tuple(float(x) for x in d.split(":")) for d in args.distributions.split(",")]
@@ -124,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                     theirs = wrk(f"{served.url}/slow", args.concurrency, args.wrk_seconds, script)
                     row = {"ours": mine, "wrk": theirs, "check_wall_s": wall, "outcome": outcome,
                            "load_1min": os.getloadavg()[0]}
+                    if args.locust:
+                        dist_mode, locust_wall, locust_outcome = ours(served.url, args.requests,
+                                                                      args.concurrency, "locust")
+                        row.update(locust=dist_mode, locust_wall_s=locust_wall, locust_outcome=locust_outcome)
+                        for key in truth:
+                            row[f"{key}_locust_over_ours"] = dist_mode[key] / mine[key]
+                            row[f"{key}_locust_over_wrk"] = dist_mode[key] / theirs[key]
                     for key in truth:
                         row[f"{key}_ours_over_truth"] = mine[key] / truth[key]
                         row[f"{key}_ours_over_wrk"] = mine[key] / theirs[key]
@@ -138,7 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                 for key in truth:
                     med[f"ours_{key}"] = statistics.median(x["ours"][key] for x in rounds)
                     med[f"wrk_{key}"] = statistics.median(x["wrk"][key] for x in rounds)
-                    for ratio in ("ours_over_truth", "ours_over_wrk", "wrk_over_population"):
+                    ratios = ["ours_over_truth", "ours_over_wrk", "wrk_over_population"]
+                    if args.locust:
+                        med[f"locust_{key}"] = statistics.median(x["locust"][key] for x in rounds)
+                        ratios += ["locust_over_ours", "locust_over_wrk"]
+                    for ratio in ratios:
                         med[f"{key}_{ratio}"] = statistics.median(x[f"{key}_{ratio}"] for x in rounds)
                 med["check_wall_s"] = statistics.median(x["check_wall_s"] for x in rounds)
                 out_cases.append({"mean_ms": mean, "spread_ms": spread, "distribution": "uniform",
@@ -152,9 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = [("truth of our requests", t), ("distribution", p),
                 ("ours (median of rounds)", {k: m[f"ours_{k}"] for k in t}),
                 ("wrk (median of rounds)", {k: m[f"wrk_{k}"] for k in t})]
+        if args.locust:
+            rows.append(("ours on Locust, master + 2 workers (median)", {k: m[f"locust_{k}"] for k in t}))
         for name, vals in rows:
             lines.append(f"| {label} | {name} | " + " | ".join(f"{vals[k]:.2f}" for k in t) + " |")
-        for ratio in ("ours_over_truth", "ours_over_wrk"):
+        for ratio in ("ours_over_truth", "ours_over_wrk",
+                      *(("locust_over_ours", "locust_over_wrk") if args.locust else ())):
             lines.append(f"| {label} | {ratio.replace('_', ' ')} (median of per-round ratios) | "
                          + " | ".join(f"{m[f'{k}_{ratio}']:.3f}" for k in t) + " |")
     table = "\n".join(lines)
@@ -166,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                                *(sys.argv[1:] if argv is None else argv)]),
         "settings": {"rounds": args.rounds, "requests": args.requests, "warmup": 5,
                      "concurrency": args.concurrency, "wrk_seconds": args.wrk_seconds,
-                     "wrk_threads": min(2, args.concurrency),
+                     "wrk_threads": min(2, args.concurrency), "locust": args.locust,
                      "order": "interleaved: ours then wrk, per round"},
         "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "wrk": wrk_version()},

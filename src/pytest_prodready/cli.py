@@ -26,6 +26,7 @@ import io
 import math
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -609,6 +610,18 @@ def cmd_init(args: argparse.Namespace, passthrough: list[str]) -> int:
     return EXIT_READY
 
 
+def cmd_locust_worker(args: argparse.Namespace, passthrough: list[str]) -> int:
+    from pytest_prodready import locustrun
+
+    if not locustrun.available():
+        say("locust-worker", "Locust is not installed: pip install 'pytest-prodready[locust]'")
+        return EXIT_USAGE
+    command = locustrun.worker_command(args.master_host, args.master_port)
+    print(f"prodready locust-worker: {' '.join(command[2:])}", flush=True)
+    # Locust's own process (gevent): never imported here. Its exit code is the command's.
+    return subprocess.call(command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prodready", description="Production-readiness checks against a live URL.",
@@ -658,6 +671,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--dir", dest="directory", metavar="DIR", default=".",
                       help="where to write (default: the current directory)")
     init.set_defaults(func=cmd_init)
+
+    worker = sub.add_parser(
+        "locust-worker", help="join a distributed latency run as a Locust worker (another machine)",
+        description="Start a Locust worker for perf.latency_budget's distributed mode "
+                    "(runner = \"locust\"): it connects to the master the check starts, receives "
+                    "the measurement from it, and sends its raw samples back. Needs "
+                    "pytest-prodready[locust] here too.")
+    worker.add_argument("--master-host", required=True, metavar="HOST",
+                        help="where the check's master listens ([perf.locust] bind_host)")
+    worker.add_argument("--master-port", type=int, default=5557, metavar="PORT",
+                        help="the master's port ([perf.locust] bind_port; default 5557)")
+    worker.set_defaults(func=cmd_locust_worker)
 
     cat = sub.add_parser("catalogue", help="print the check catalogue (Markdown)")
     cat.set_defaults(func=cmd_catalogue)

@@ -56,11 +56,13 @@ class Budget:
     def spent(self) -> int:
         return self._spent
 
-    def charge(self) -> None:
+    def charge(self, count: int = 1) -> None:
+        """Take `count` requests from the budget, all or none (a load run reserves its
+        whole size before it starts)."""
         with self._lock:
-            if self._spent >= self.limit:
+            if self._spent + count > self.limit:
                 raise _exceeded(self.limit)
-            self._spent += 1
+            self._spent += count
 
 
 class SharedBudget(Budget):
@@ -89,11 +91,11 @@ class SharedBudget(Budget):
     def spent(self) -> int:
         return self._locked(lambda count: count)
 
-    def charge(self) -> None:
-        def take(count: int) -> int:
-            if count >= self.limit:
+    def charge(self, count: int = 1) -> None:
+        def take(spent: int) -> int:
+            if spent + count > self.limit:
                 raise _exceeded(self.limit)
-            return count + 1
+            return spent + count
 
         self._locked(take)
 

@@ -33,7 +33,7 @@ from urllib3.util.retry import Retry
 from pytest_prodready import __version__, deadline
 from pytest_prodready.config import Settings, defaults
 from pytest_prodready.evidence import Exchange
-from pytest_prodready.exceptions import BudgetExceeded, OffAllowlist, TargetUnreachable
+from pytest_prodready.exceptions import BudgetExceeded, CannotJudge, OffAllowlist, TargetUnreachable
 from pytest_prodready.masking import SECRET_HEADERS, Masker
 from pytest_prodready.runshare import Budget, RunShare
 from pytest_prodready.urls import Destination, UnsafeURL, destination, host_of
@@ -564,6 +564,22 @@ class Target:
                 f"refused to send a request to {dest.host!r}: it is not the target's host nor in "
                 "allowed_hosts")
         return dest
+
+    def handover(self, probe: Probe, count: int) -> tuple[str, dict[str, str], bool | str]:
+        """The first hop of `probe` for a sender outside this client (the Locust runner):
+        (URL, headers, TLS verify), after the same allowlist and URL checks as `send`, with
+        `count` requests taken from the run's budget at once. The outside sender must not
+        follow redirects: only this client knows which hosts a credential may reach."""
+        url = self.url_for(probe.path)
+        stop = self._not_sending()
+        if stop:
+            raise CannotJudge(stop)
+        dest = self._destination(url)
+        headers = {"User-Agent": USER_AGENT, **self._request_headers(dest, dict(probe.headers)),
+                   **dict(probe.headers)}
+        self.budget.charge(count)
+        bundle = self.settings.get("tls.ca_bundle")
+        return dest.url, headers, str(bundle) if bundle else True
 
     def send(self, probe: Probe) -> Exchange:
         """Send one probe now (no cache). Nothing but the run's own stops escapes from here:

@@ -15,7 +15,9 @@
   foreground with its own prefix and config, stopped by its PID.
 - `delayed(mean_ms, spread_ms)`: a stdlib server in its own process; GET /slow sleeps a
   delay drawn uniformly from mean ± spread, seeded by the request's X-Prodready-Seq number:
-  the truth the latency check is compared with. GET /flaky answers 500 to every 10th.
+  the truth the latency check is compared with. GET /flaky answers 500 to every 10th;
+  GET /moved answers 302 to the URL in its `to` query; GET /counts (not counted) answers
+  the number of requests each path received, as JSON: a counting target.
 """
 
 from __future__ import annotations
@@ -282,11 +284,14 @@ def nginx_static(prefix: Path) -> Iterator[NginxStatic]:
 # The delay of a request is a function of its X-Prodready-Seq number n (uniform in
 # mean +- spread, seeded by n): the test knows the truth without asking the server.
 DELAYED_SERVER = r"""
-import random, sys, time, threading
+import json, random, sys, time, threading
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 MEAN, SPREAD = float(sys.argv[1]), float(sys.argv[2])
 flaky = {"n": 0}
+counts = Counter()
 lock = threading.Lock()
 
 def delay_ms(seq):
@@ -303,9 +308,17 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        status, body = 200, b"ok"
+        status, body, extra = 200, b"ok", {}
         seq = self.headers.get("X-Prodready-Seq")
-        if self.path == "/slow":
+        path, _, query = self.path.partition("?")
+        if path == "/counts":
+            body = json.dumps(counts).encode()
+        else:
+            with lock:
+                counts[path] += 1
+        if path == "/moved":
+            status, extra = 302, {"Location": parse_qs(query).get("to", ["/"])[0]}
+        elif self.path == "/slow":
             # Without a sequence number (wrk), a fresh draw from the same distribution.
             n = int(seq.rpartition(".")[2]) if seq else None
             time.sleep((delay_ms(n) if n is not None else delay_ms(random.random())) / 1000)
@@ -316,6 +329,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
+        for name, value in extra.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -336,6 +351,14 @@ class Delayed:
     url: str
     mean_ms: float
     spread_ms: float
+
+    def counts(self) -> dict[str, int]:
+        """How many requests each path received so far."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/counts", timeout=5) as answer:  # loopback only
+            return dict(json.load(answer))
 
     def truth(self, requests: int) -> list[float]:
         """The delays of requests 1..N (warm-up requests have negative numbers)."""

@@ -66,6 +66,18 @@ LATENCY_ENTRY = schema.Table({
     "concurrency": schema.integer(1, 64, "and at most max_concurrency"),
     "warmup": schema.integer(0, 1000),
     "thresholds": schema.list_of(threshold),
+    "runner": schema.one_of("in-process", "locust"),
+})
+
+# Locust's distributed mode (runner = "locust"): the master and `workers` local workers are
+# started by the check; `expect_workers` above `workers` waits for workers started elsewhere
+# (`prodready locust-worker --master-host ...`).
+LOCUST = schema.Table({
+    "workers": schema.integer(0, 64, "worker processes started here; default 2"),
+    "expect_workers": schema.integer(1, 1024, "all workers the master waits for; default: workers"),
+    "bind_host": schema.hostname,  # default 127.0.0.1 (locustrun.DEFAULTS)
+    "bind_port": schema.integer(0, 65535, "the master's port; default 0, a free one"),
+    "max_seconds": schema.integer(5, 3600, "the whole Locust run; default 300"),
 })
 
 
@@ -102,6 +114,7 @@ class Distribution:
     warmup: int
     concurrency: int
     error_statuses: tuple[str, ...] = ()
+    runner: str = "in-process"
 
     @property
     def error_rate(self) -> float:
@@ -127,11 +140,11 @@ class Distribution:
         return (f"p50 {self.p(50):.1f} ms, p95 {self.p(95):.1f} ms, p99 {self.p(99):.1f} ms, "
                 f"max {max(self.samples_ms):.1f} ms; {self.errors} errors in {self.sent} requests "
                 f"({self.error_rate:.1%}); concurrency {self.concurrency}, {self.warmup} warm-up "
-                "requests excluded")
+                f"requests excluded; {self.runner}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "kind": "latency", "endpoint": self.endpoint, "requests": self.sent,
+            "kind": "latency", "endpoint": self.endpoint, "runner": self.runner, "requests": self.sent,
             "warmup": self.warmup, "concurrency": self.concurrency, "errors": self.errors,
             "error_rate": self.error_rate, "error_statuses": list(self.error_statuses),
             "percentile_method": "nearest-rank on raw samples",
@@ -158,9 +171,11 @@ def latency_table(settings: Settings) -> dict[str, dict[str, Any]]:
     return {schema.endpoint(key, "latency"): dict(value) for key, value in table.items()}
 
 
-def sample_probe(endpoint: str, run: str, n: int) -> Probe:
+def sample_probe(endpoint: str, seq: str | None) -> Probe:
+    """One measured request; `seq` makes each a distinct probe (the Locust runner numbers
+    its own requests, and gets None)."""
     method = endpoint.partition(" ")[0]
-    headers = {SEQ_HEADER: f"{run}.{n}"}
+    headers = {SEQ_HEADER: seq} if seq else {}
     body = b""
     if method in ("POST", "PUT", "PATCH"):
         headers["Content-Type"] = "application/json"
@@ -174,28 +189,51 @@ def measure(ctx: Context, endpoint: str, requests: int, warmup: int,
     run = secrets.token_hex(4)
     target = ctx.target
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prodready-perf") as pool:
-        list(pool.map(target.fetch, [sample_probe(endpoint, run, -i) for i in range(1, warmup + 1)]))
-        exchanges = list(pool.map(target.fetch, [sample_probe(endpoint, run, i)
+        list(pool.map(target.fetch, [sample_probe(endpoint, f"{run}.-{i}") for i in range(1, warmup + 1)]))
+        exchanges = list(pool.map(target.fetch, [sample_probe(endpoint, f"{run}.{i}")
                                                  for i in range(1, requests + 1)]))
     refused = [ex for ex in exchanges if ex.status == 429]
     if refused:
         ctx.exchanges.append(refused[0])
-        raise CannotJudge(f"{len(refused)} of {requests} requests to {endpoint} were rate limited (429): "
-                          "the latency of a throttled run says nothing of the budget; cannot judge. "
-                          "Lower the concurrency or the number of requests, or allow-list the checker")
+    if exchanges and exchanges[0].status is None and not any(ex.status for ex in exchanges):
+        ctx.exchanges.append(exchanges[0])
     not_sent = [ex for ex in exchanges if ex.status is None and ex.error.startswith("not sent")]
     if not_sent:
         raise CannotJudge(f"{len(not_sent)} of {requests} requests to {endpoint} were not sent: "
                           f"{not_sent[0].error}")
-    errors = [ex for ex in exchanges if ex.status is None or ex.status >= 400]
-    samples = tuple(ex.elapsed_ms for ex in exchanges if ex.status is not None)
+    outcomes = [(ex.elapsed_ms, ex.status, "") if ex.status is not None else (None, None, ex.error)
+                for ex in exchanges]
+    return distribution_of(endpoint, outcomes, warmup, concurrency), exchanges
+
+
+def distribution_of(endpoint: str, outcomes: Sequence[tuple[float | None, int | None, str]],
+                    warmup: int, concurrency: int, runner: str = "in-process") -> Distribution:
+    """The distribution of measured requests (elapsed ms or None, status or None, error),
+    whichever runner sent them; a throttled or unanswered run cannot be judged."""
+    requests = len(outcomes)
+    refused = sum(1 for _, status, _ in outcomes if status == 429)
+    if refused:
+        raise CannotJudge(f"{refused} of {requests} requests to {endpoint} were rate limited (429): "
+                          "the latency of a throttled run says nothing of the budget; cannot judge. "
+                          "Lower the concurrency or the number of requests, or allow-list the checker")
+    samples = tuple(ms for ms, status, _ in outcomes if status is not None and ms is not None)
     if not samples:
-        ctx.exchanges.append(exchanges[0])
         raise CannotJudge(f"none of the {requests} requests to {endpoint} got an answer: "
-                          f"{exchanges[0].error}")
-    statuses = tuple(sorted({str(ex.status) if ex.status else ex.error[:60] for ex in errors}))
-    dist = Distribution(endpoint, samples, len(errors), requests, warmup, concurrency, statuses)
-    return dist, exchanges
+                          f"{outcomes[0][2] if outcomes else 'none sent'}")
+    errors = [(status, error) for _, status, error in outcomes if status is None or status >= 400 or error]
+    statuses = tuple(sorted({str(status) if status else error[:60] for status, error in errors}))
+    return Distribution(endpoint, samples, len(errors), requests, warmup, concurrency, statuses, runner)
+
+
+def measure_with_locust(ctx: Context, endpoint: str, requests: int, warmup: int,
+                        concurrency: int) -> Distribution:
+    """The same measurement on Locust's distributed mode (locustrun.py, locustfile.py)."""
+    from pytest_prodready import locustrun
+
+    samples, shape = locustrun.run(ctx.target, sample_probe(endpoint, None), endpoint, requests,
+                                   warmup, concurrency, ctx.settings)
+    measured = [(s.elapsed_ms, s.status, s.error) for s in samples if not s.warmup]
+    return distribution_of(endpoint, measured, warmup, concurrency, runner=shape)
 
 
 def _latency_subjects(settings: Settings) -> list[str]:
@@ -218,7 +256,11 @@ def latency_budget(ctx: Context) -> None:
     if left < requests + warmup:
         raise CannotJudge(f"measuring {endpoint} takes {requests + warmup} requests ({warmup} warm-up), "
                           f"and the run's request budget has {left} left; raise request_budget")
-    dist, exchanges = measure(ctx, endpoint, requests, warmup, concurrency)
+    if entry.get("runner") == "locust":
+        dist = measure_with_locust(ctx, endpoint, requests, warmup, concurrency)
+        exchanges: list[Exchange] = []
+    else:
+        dist, exchanges = measure(ctx, endpoint, requests, warmup, concurrency)
     ctx.add_fact(dist)
     budgets: list[tuple[str, float, float, str]] = []  # (label, measured, limit, unit)
     for key, q in (("p50_ms", 50.0), ("p95_ms", 95.0), ("p99_ms", 99.0)):
@@ -243,9 +285,10 @@ def latency_budget(ctx: Context) -> None:
         shown = f"{expr.strip()} (measured {value:.1%})" if name == "rate" else \
             f"{expr.strip()} (measured {value:.1f} ms)"
         (within if ok else over).append(shown)
-    slowest = max((ex for ex in exchanges if ex.status is not None), key=lambda ex: ex.elapsed_ms)
+    answered = [ex for ex in exchanges if ex.status is not None]
+    slowest = [max(answered, key=lambda ex: ex.elapsed_ms)] if answered else []
     errored = [ex for ex in exchanges if ex.status is None or ex.status >= 400]
-    evidence = [slowest, *errored[:2]]
+    evidence = [*slowest, *errored[:2]]
     ctx.exchanges.extend(ex for ex in evidence if ex not in ctx.exchanges)
     if over:
         errors = f" (errors: {', '.join(dist.error_statuses)})" if dist.errors else ""
@@ -377,6 +420,26 @@ def static_caching(ctx: Context) -> None:
 
 
 # -- the family ---------------------------------------------------------------------------------
+def _locust_problems(settings: Settings, key: str, concurrency: int) -> list[tuple[str, str]]:
+    locust = settings.get("perf.locust") or {}
+    workers = int(locust.get("workers", 2))
+    expected = int(locust.get("expect_workers", workers))
+    problems = []
+    if expected < workers:
+        problems.append(("perf.locust.expect_workers",
+                         f"{expected} is below workers ({workers}): the workers started here all connect"))
+    if expected > workers and not locust.get("bind_port"):
+        problems.append(("perf.locust.bind_port",
+                         f"expect_workers ({expected}) waits for workers started elsewhere, which need "
+                         "to know the master's port: set bind_port (e.g. 5557) and bind_host"))
+    if concurrency < expected:
+        # Locust spreads users over workers: a worker with no user would never send its share.
+        problems.append((f'latency."{key}".concurrency',
+                         f"{concurrency} is below the {expected} Locust workers; every worker needs "
+                         "at least one user: raise concurrency (and max_concurrency) or use fewer workers"))
+    return problems
+
+
 def _validate(settings: Settings) -> None:
     problems: list[tuple[str, str]] = []
     limit = int(settings.get("max_concurrency") or 1)
@@ -386,6 +449,8 @@ def _validate(settings: Settings) -> None:
             problems.append((f'latency."{key}".concurrency',
                              f"{concurrency} is above max_concurrency ({limit}); lower it or raise "
                              "max_concurrency"))
+        if entry.get("runner") == "locust":
+            problems.extend(_locust_problems(settings, key, int(concurrency or limit)))
     if problems:
         raise schema.config_error(problems)
 
@@ -395,7 +460,7 @@ FAMILY = Family(
     config={
         "latency": schema.MapOf(LATENCY_ENTRY, key_check=schema._endpoint_key),
         "perf": schema.Table({"compress": schema.list_of(schema.path),
-                              "static": schema.list_of(schema.path)}),
+                              "static": schema.list_of(schema.path), "locust": LOCUST}),
     },
     validate=_validate,
 )

@@ -9,7 +9,8 @@ file, parses it (openapi.parse_document), lists the operations (openapi.operatio
 builds the probes the sweep sends (anonymous_probe, deduplicated as the check does). No
 request is sent. Reported: the child's peak RSS (ru_maxrss) and its RSS after the imports,
 and the time of each step; medians of the rounds. "yaml-csafe" is a what-if, not the
-plugin's path: the same YAML files through yaml.load(..., Loader=yaml.CSafeLoader) (libyaml).
+plugin's path: the same YAML files through yaml.load(..., Loader=yaml.CSafeLoader) (libyaml,
+with its node graph); the plugin builds objects from the parser's events (openapi.load_yaml).
 
     python benchmarks/bench_openapi_scale.py [--rounds 3] [--sizes 1000,2000,5000,10000]
 
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"nproc": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "pyyaml": yaml.__version__,
                     "yaml_libyaml": bool(getattr(yaml, "__with_libyaml__", False))},
-        "note": "parse_document uses json.loads, then yaml.safe_load (pure Python loader) for non-JSON",
+        "note": "parse_document uses json.loads, then openapi.load_yaml (objects built from the parser events, libyaml parser when built; no node graph) for non-JSON; yaml-csafe is yaml.load with CSafeLoader, for comparison",
         "load_average_before": load_before, "load_average_after": load_after,
         "results": results, "linearity": linearity,
     }

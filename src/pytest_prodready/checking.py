@@ -196,8 +196,10 @@ class Context:
             raise CannotJudge(f"no probe got an answer ({first.request_line}: "
                               f"{first.error or 'rate limited'})")
         # A scan of part of what it meant to look at may still find a defect, but may not
-        # pass: passed() refuses while probes are missing (rate limited, not sent...).
-        self.missing = [ex for ex in self.exchanges if ex not in usable]
+        # pass: passed() refuses while probes are missing (rate limited, not sent...). An
+        # answer whose body broke off is judged for what it shows, but counts as missing:
+        # what it did not show may have been in the part that never came.
+        self.missing = [ex for ex in self.exchanges if ex not in usable or ex.error]
         return usable
 
     def _accept(self, exchange: Exchange, rate_limit_is_answer: bool) -> Exchange:

@@ -156,3 +156,26 @@ def test_version_exposed_honours_version_paths(
     missing = run_check("health.version_exposed", target_for(app(), version_paths=[HEALTH]))
     assert missing.outcome == "failed"
     assert missing.message.startswith("no version or commit found at /api/health (")
+
+
+@pytest.mark.parametrize("failure", ["503", "broken body"])
+def test_version_exposed_cannot_judge_where_the_answer_was_unusable(
+        failure: str, target_for: Callable[..., Target]) -> None:
+    """A server error, or a body that broke off, at a version path is no "not found": the
+    version may live exactly there (found on a flaky network: tests/test_flaky.py)."""
+    flask_app = Flask(__name__)
+
+    @flask_app.get("/version")
+    def version() -> Response:
+        if failure == "503":
+            return Response("busy", status=503, headers={"Retry-After": "0"})
+
+        def broken() -> Iterator[str]:
+            yield '{"vers'
+            raise ConnectionError("the backend went away mid-response")
+        return Response(broken(), mimetype="application/json")
+
+    with serve_app(flask_app) as url:
+        result = run_check("health.version_exposed", target_for(url, retries=0))
+    assert result.outcome == "error", result.message
+    assert result.message.startswith("cannot judge: no version found, but GET /version got no usable answer")

@@ -117,11 +117,13 @@ def version_exposed(ctx: Context) -> None:
         if found:
             ctx.passed(f"{ex.where} publishes {found}")
             return
-    unanswered = [ex for ex in ctx.exchanges if ex.status is None or ex.status == 429]
+    # The version may live exactly where we got no answer, a broken body or a server error:
+    # no false "not found".
+    unanswered = [*ctx.missing, *(ex for ex in ctx.exchanges if (ex.status or 0) >= 500)]
     if unanswered:
-        # The version may live exactly where we got no answer: no false "not found".
-        raise CannotJudge(f"no version found, but {unanswered[0].where} got no usable answer "
-                          f"({unanswered[0].error or 'rate limited'})")
+        first = unanswered[0]
+        raise CannotJudge(f"no version found, but {first.where} got no usable answer "
+                          f"({first.error or ('rate limited' if first.status == 429 else first.status)})")
     ctx.fail(f"no version or commit found at {', '.join(version_paths(ctx.settings))} "
              "(set version_paths if it lives elsewhere)")
 

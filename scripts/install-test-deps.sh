@@ -18,6 +18,9 @@ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/n
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 # memcached: network.memcached_requires_auth against a real server (tests/checks/test_network.py).
 command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || need+=(memcached)
+# mariadb-server (mariadbd, mariadb-install-db): network.mysql_offers_tls against real servers
+# (tests/targets/mariadb.py).
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 # chromium: the HTML scorecard opened in a real headless browser (tests/report/test_html_browser.py).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # docker.io: the container checks' Docker engine (started by scripts/start-dockerd.sh);

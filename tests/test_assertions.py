@@ -177,6 +177,8 @@ TESTED_WITH_THEIR_FAMILY = {
     "assert_every_operation_requires_auth": "tests/checks/test_openapi_sweep.py",
     "assert_dns_records": "tests/checks/test_dns.py",
     "assert_no_dangling_cnames": "tests/checks/test_dns.py",
+    "assert_dnssec_signed": "tests/checks/test_dns.py",
+    "assert_mysql_offers_tls": "tests/checks/test_network.py",
     "assert_ports_closed": "tests/checks/test_network.py",
     "assert_postgres_requires_tls": "tests/checks/test_network.py",
     "assert_redis_requires_auth": "tests/checks/test_network.py",

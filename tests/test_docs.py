@@ -22,7 +22,8 @@ def test_catalogue_page_is_generated_from_the_registry() -> None:
 # here on purpose so that a misspelt contract id cannot slip in as an "extra".
 EXTRA_CHECKS = frozenset({"tls.tls13_offered", "headers.hsts_include_subdomains",
                           "openapi.operations_require_auth", "network.memcached_requires_auth",
-                          "network.elasticsearch_requires_auth", "network.mongodb_requires_auth"})
+                          "network.elasticsearch_requires_auth", "network.mongodb_requires_auth",
+                          "network.mysql_offers_tls", "dns.dnssec"})
 
 
 def test_every_check_id_is_in_the_product_catalogue() -> None:

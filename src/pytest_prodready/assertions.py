@@ -302,6 +302,14 @@ def assert_postgres_requires_tls(target: Target, *endpoints: str) -> None:
     _raise_for(run_check("network.postgres_requires_tls", view, e) for e in hosts)
 
 
+def assert_mysql_offers_tls(target: Target, *endpoints: str) -> None:
+    """Each MySQL/MariaDB 'host:port' offers TLS in its greeting (or refuses this host)."""
+    __tracebackhide__ = True
+    hosts = [schema.host_port(e, "endpoint") for e in endpoints]
+    view = target.scoped(network=_network(target, mysql=hosts))
+    _raise_for(run_check("network.mysql_offers_tls", view, e) for e in hosts)
+
+
 # -- JWT ------------------------------------------------------------------------------------
 JWT_ATTACKS = ("jwt.alg_none_rejected", "jwt.bad_signature_rejected", "jwt.expired_rejected",
                "jwt.weak_secret_rejected", "jwt.alg_confusion_rejected")
@@ -428,6 +436,14 @@ def assert_dns_records(target: Target, domain: str, *, mail: bool = True, caa: b
     view = target.scoped(dns=_dns(target, domain=domain, mail=bool(mail), expect_caa=bool(caa)))
     checks = ["dns.resolves"] + (["dns.caa"] if caa else []) + (["dns.spf", "dns.dmarc"] if mail else [])
     _raise_for(run_check(c, view, domain.rstrip(".").lower()) for c in checks)
+
+
+def assert_dnssec_signed(target: Target, domain: str) -> None:
+    """`domain`'s zone publishes DNSKEY (it is DNSSEC-signed); informational, severity low."""
+    __tracebackhide__ = True
+    domain = schema.hostname(domain, "domain")
+    view = target.scoped(dns=_dns(target, domain=domain))
+    _raise_for([run_check("dns.dnssec", view, domain.rstrip(".").lower())])
 
 
 def assert_no_dangling_cnames(target: Target, *names: str) -> None:

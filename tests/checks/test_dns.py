@@ -309,3 +309,81 @@ def test_assertion_helpers(server: DnsServer) -> None:
         assertions.assert_dns_records(good, "bad.test")
     with pytest.raises(CheckFailure, match="subdomain takeover risk"):
         assertions.assert_no_dangling_cnames(good, "www.good.test", "old.bad.test")
+
+
+# -- dns.dnssec (a second dnsmasq serving a real DNSKEY: tests/targets/dnssecserver.py) --------
+@pytest.fixture(scope="module")
+def signed_server() -> Iterator[DnsServer]:
+    from tests.targets.dnssecserver import run_dnssec_dnsmasq
+
+    with run_dnssec_dnsmasq() as running:
+        yield running
+
+
+def test_dnssec_passes_when_the_zone_publishes_dnskey(signed_server: DnsServer) -> None:
+    result = run(signed_server, "dns.dnssec", "signed.test")
+    assert result.outcome == "passed", result.detail
+    # dnsmasq serves local data without attaching RRSIGs and validates nothing (no AD):
+    # the check says so rather than claiming a validated chain.
+    assert result.message == (f"signed.test publishes DNSKEY: 1 KSK (ECDSAP256SHA256); no RRSIG "
+                              f"came back with it; {signed_server.nameserver} did not set AD (it "
+                              "does not validate, or cannot build the chain)")
+    inside = run(signed_server, "dns.dnssec", "sub.signed.test")
+    assert inside.outcome == "passed"
+    assert inside.message.startswith("signed.test (the closest signed ancestor) publishes DNSKEY")
+    assert queried(inside)[:2] == [("sub.signed.test", "DNSKEY", "NODATA"),
+                                   ("signed.test", "DNSKEY", "NOERROR")]
+
+
+def test_dnssec_fails_informationally_on_an_unsigned_zone(signed_server: DnsServer) -> None:
+    result = run(signed_server, "dns.dnssec", "unsigned.test")
+    assert result.outcome == "failed"
+    assert result.message.startswith("no DNSKEY at unsigned.test or its parents: the zone is not "
+                                     "DNSSEC-signed (informational")
+    from pytest_prodready.registry import get_check
+
+    assert get_check("dns.dnssec").severity == "low"
+    skipped = run(signed_server, "dns.dnssec", "unsigned.test", expect_dnssec=False)
+    assert (skipped.outcome, skipped.message) == ("skipped", "dns.expect_dnssec is false")
+
+
+def test_dnssec_reads_rrsigs_and_ad_from_the_response() -> None:
+    """The flags and signatures a validating resolver returns (its answer built by dnspython:
+    no validating resolver is installed here)."""
+    import dns.flags
+    import dns.message
+
+    from pytest_prodready.checks.dns import _signatures
+    from tests.targets.dnssecserver import signed_records
+
+    records = signed_records()
+    query = dns.message.make_query("signed.test.", "DNSKEY", want_dnssec=True)
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AD
+    for rdtype, hexes in records.items():
+        import dns.rdata
+
+        for data in hexes:
+            rdata = dns.rdata.from_wire("IN", rdtype, bytes.fromhex(data), 0, len(data) // 2)
+            covers = rdata.covers() if rdtype == 46 else dns.rdatatype.NONE
+            response.find_rrset(response.answer, dns.name.from_text("signed.test."), 1, rdtype,
+                                covers, create=True).add(rdata, 3600)
+    assert _signatures(response) == (1, True)
+    assert _signatures(None) == (0, False)
+
+
+def test_dnssec_unreachable_nameserver_cannot_judge() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    result = run_check("dns.dnssec", target(f"127.0.0.1:{port}", 1.0, domain="signed.test"),
+                       "signed.test")
+    assert result.outcome == "error" and time.monotonic() - started < 5
+    assert "DNSKEY" in result.message
+
+
+def test_dnssec_helper(signed_server: DnsServer) -> None:
+    assertions.assert_dnssec_signed(target(signed_server.nameserver), "signed.test")
+    with pytest.raises(CheckFailure, match="not DNSSEC-signed"):
+        assertions.assert_dnssec_signed(target(signed_server.nameserver), "unsigned.test")

@@ -383,3 +383,75 @@ def test_elasticsearch_tls_only_port_is_asked_again_over_tls(security: bool) -> 
                                      + ("401" if security else "cluster 'docker-cluster'"))
     assert [f["wire"]["sent"] for f in _facts(result)] == [
         "GET / without credentials, plain HTTP", "GET / without credentials, HTTPS"]
+
+
+# -- network.mysql_offers_tls (a real MariaDB, ssl off and on) -----------------------------------
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[dict[str, str]]:
+    from tests.targets.mariadb import mariadb_binaries, run_mariadb_pair
+
+    if mariadb_binaries() is None:
+        pytest.skip("mariadb-server is not installed here (scripts/install-test-deps.sh installs it)")
+    with run_mariadb_pair() as running:
+        yield {role: db.endpoint for role, db in running.items()}
+
+
+def _mysql_reply(payload: bytes) -> Any:
+    def behaviour(conn: socket.socket) -> None:
+        conn.sendall(payload)
+        time.sleep(0.2)
+        conn.close()
+    return behaviour
+
+
+def test_mysql_without_tls_fails_naming_the_version(mariadb: dict[str, str]) -> None:
+    result = _wire("network.mysql_offers_tls", "mysql", mariadb["plain"])
+    assert result.outcome == "failed", result.detail
+    assert result.message.startswith(f"{mariadb['plain']} (server 10.")
+    assert "MariaDB" in result.message and "5.5.5-" not in result.message
+    assert result.message.endswith("answers from the network without TLS support (no CLIENT_SSL "
+                                   "in its handshake): logins and queries cross the network in "
+                                   "clear text")
+    assert "CLIENT_SSL not set" in result.detail
+
+
+def test_mysql_offering_tls_passes(mariadb: dict[str, str]) -> None:
+    result = _wire("network.mysql_offers_tls", "mysql", mariadb["tls"])
+    assert result.outcome == "passed", result.detail
+    assert result.message.endswith("offers TLS (CLIENT_SSL); whether it requires TLS is not "
+                                   "visible before a login")
+    notes = [f["wire"]["notes"] for f in result.evidence() if "wire" in f]
+    assert any("CLIENT_SSL set" in n for ns in notes for n in ns)
+
+
+def test_mysql_host_not_allowed_passes_on_its_err_greeting() -> None:
+    """The bytes MariaDB sends a host no grant matches (error 1130), replayed by a raw socket:
+    a real server would need a second loopback address in its grants to show it."""
+    message = b"Host '127.0.0.1' is not allowed to connect to this MariaDB server"
+    payload = bytes([0xFF]) + (1130).to_bytes(2, "little") + message
+    packet = len(payload).to_bytes(3, "little") + b"\x00" + payload
+    with serve_raw(_mysql_reply(packet)) as served:
+        result = _wire("network.mysql_offers_tls", "mysql", f"127.0.0.1:{served.port}")
+    assert result.outcome == "passed", result.detail
+    assert result.message == (f"127.0.0.1:{served.port} refuses this host before any login "
+                              f"(error 1130: {message.decode()})")
+
+
+def test_mysql_garbage_silence_and_refusal_cannot_judge(silent: Served) -> None:
+    with serve_raw(_mysql_reply(b"SSH-2.0-OpenSSH_9.2\r\n")) as served:
+        junk = _wire("network.mysql_offers_tls", "mysql", f"127.0.0.1:{served.port}", 1.0)
+    assert junk.outcome == "error"
+    assert "not a MySQL/MariaDB greeting" in junk.message
+    started = time.monotonic()
+    quiet = _wire("network.mysql_offers_tls", "mysql", f"127.0.0.1:{silent.port}", 1.0)
+    assert quiet.outcome == "error" and time.monotonic() - started < 3
+    assert "no answer within the timeout" in quiet.message
+    closed = _wire("network.mysql_offers_tls", "mysql", f"127.0.0.1:{free_closed_port()}")
+    assert closed.outcome == "error" and "connection refused" in closed.message
+
+
+def test_mysql_endpoints_join_the_allowlist_and_the_helper(mariadb: dict[str, str]) -> None:
+    assert set(FAMILY.hosts(target(mysql=["db.internal:3306"]).settings)) == {"db.internal"}
+    assertions.assert_mysql_offers_tls(target(), mariadb["tls"])
+    with pytest.raises(CheckFailure, match="without TLS support"):
+        assertions.assert_mysql_offers_tls(target(), mariadb["plain"])

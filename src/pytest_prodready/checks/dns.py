@@ -1,5 +1,5 @@
 """dns.*: the domain resolves, CAA restricts issuers, SPF and DMARC protect its mail, no
-CNAME dangles.
+CNAME dangles; and, for information, whether the zone is DNSSEC-signed.
 
 Queries go with dnspython to `dns.nameserver` ('host:port') when it is set, else to the
 system's resolver. Each query is one connection: to a configured nameserver it goes
@@ -130,6 +130,15 @@ class Resolver:
         self.resolver.lifetime = self.resolver.timeout = lifetime
         self.lifetime = lifetime
         self.cache: dict[tuple[str, str], Lookup] = {}
+        # The whole response of each answered query: dns.dnssec reads its flags and RRSIGs.
+        self.responses: dict[tuple[str, str], Any] = {}
+
+    def want_dnssec(self) -> None:
+        """Ask with EDNS0 and the DO bit, so a signed zone's RRSIGs come back and a validating
+        resolver can say (AD) that it validated them."""
+        import dns.flags
+
+        self.resolver.use_edns(0, dns.flags.DO, 1232)
 
     def query(self, name: str, rdtype: str) -> Lookup:
         """The answer; NXDOMAIN and NODATA are answers. Raises CannotJudge when the
@@ -150,6 +159,7 @@ class Resolver:
         try:
             answer = self.resolver.resolve(key[0] + ".", rdtype, raise_on_no_answer=False,
                                            search=False)
+            self.responses[key] = answer.response
             if answer.rrset is None:
                 status = "NODATA"
             else:
@@ -534,6 +544,66 @@ def dangling_cname(ctx: Context) -> None:
     fail(ctx, f"{path}: {final} {missing}: the CNAME dangles")
 
 
+# -- dns.dnssec -------------------------------------------------------------------------------
+DNSSEC_ALGORITHMS = {5: "RSASHA1", 7: "RSASHA1-NSEC3", 8: "RSASHA256", 10: "RSASHA512",
+                     13: "ECDSAP256SHA256", 14: "ECDSAP384SHA384", 15: "ED25519", 16: "ED448"}
+
+
+def _dnskey_summary(answers: tuple[str, ...]) -> str:
+    """'1 KSK, 1 ZSK (ECDSAP256SHA256)' from DNSKEY texts ('257 3 13 <key>')."""
+    roles: dict[str, int] = {}
+    algorithms: set[str] = set()
+    for text in answers:
+        parts = text.split()
+        if len(parts) < 3 or not parts[0].isdigit() or not parts[2].isdigit():
+            continue
+        role = "KSK" if int(parts[0]) & 1 else "ZSK"  # the SEP bit marks key-signing keys
+        roles[role] = roles.get(role, 0) + 1
+        algorithms.add(DNSSEC_ALGORITHMS.get(int(parts[2]), f"algorithm {parts[2]}"))
+    counted = ", ".join(f"{n} {role}" for role, n in sorted(roles.items()))
+    return f"{counted} ({', '.join(sorted(algorithms))})" if counted else f"{len(answers)} keys"
+
+
+def _signatures(response: Any) -> tuple[int, bool]:
+    """(RRSIGs over DNSKEY in the answer section, the AD flag) of a DO-bit response."""
+    import dns.flags
+    import dns.rdatatype
+
+    if response is None:
+        return 0, False
+    rrsigs = sum(len(rrset) for rrset in response.answer if rrset.rdtype == dns.rdatatype.RRSIG
+                 and rrset.covers == dns.rdatatype.DNSKEY)
+    return rrsigs, bool(response.flags & dns.flags.AD)
+
+
+@check("dns.dnssec", title="the zone is DNSSEC-signed (informational)", severity="low",
+       needs=("dns.domain",), subjects=lambda s: [_norm(str(s.get("dns.domain")))],
+       remediation="Sign the zone at your DNS provider (most offer one-click DNSSEC) and publish "
+                   "the DS record at the registrar; or set dns.expect_dnssec = false if you "
+                   "decided against DNSSEC.")
+def dnssec(ctx: Context) -> None:
+    if ctx.settings.get("dns.expect_dnssec") is False:
+        ctx.skip("dns.expect_dnssec is false")
+    resolver = Resolver(ctx)
+    resolver.want_dnssec()
+    for name in tree(ctx.subject):
+        seen = resolver.query(name, "DNSKEY")
+        keys = [a for a in seen.answers if a.split()[:1] and a.split()[0].isdigit()]
+        if not keys:
+            continue
+        where = name if name == _norm(ctx.subject) else f"{name} (the closest signed ancestor)"
+        rrsigs, validated = _signatures(resolver.responses.get((name, "DNSKEY")))
+        signed = f"signed by {rrsigs} RRSIG{'s' if rrsigs != 1 else ''}" if rrsigs else \
+            "no RRSIG came back with it"
+        # Only a validating resolver sets AD; without it nothing says the chain of trust holds.
+        trust = f"{resolver.server} validated it (AD)" if validated else \
+            f"{resolver.server} did not set AD (it does not validate, or cannot build the chain)"
+        ctx.passed(f"{where} publishes DNSKEY: {_dnskey_summary(tuple(keys))}; {signed}; {trust}")
+        return
+    fail(ctx, f"no DNSKEY at {_norm(ctx.subject)} or its parents: the zone is not DNSSEC-signed "
+              "(informational: answers for it can be spoofed by an on-path resolver attacker)")
+
+
 # -- the family ---------------------------------------------------------------------------------
 def _dns_hosts(settings: Settings) -> Iterable[str]:
     """The configured nameserver: queried by the user's word."""
@@ -545,6 +615,7 @@ FAMILY = Family(
     name="dns",
     config={"dns": schema.Table({
         "domain": schema.hostname, "expect_caa": schema.boolean, "mail": schema.boolean,
+        "expect_dnssec": schema.boolean,
         "nameserver": schema.host_port, "names": schema.list_of(schema.hostname),
         "expect": schema.list_of(schema.string),
     })},

@@ -753,12 +753,114 @@ def mongodb_requires_auth(ctx: Context) -> None:
                       "an authentication refusal")
 
 
+# MySQL / MariaDB: the server speaks first. Its Initial Handshake (protocol 10) names the
+# version and the capability flags; CLIENT_SSL (0x0800) says TLS can be negotiated. A host
+# the grants do not allow gets an ERR packet (0xFF) instead, before any credentials.
+MYSQL_CLIENT_SSL = 0x0800
+MYSQL_ERR = 0xFF
+
+
+@dataclass(frozen=True)
+class MysqlGreeting:
+    """What the server's first packet said: a handshake (version, capabilities) or an error."""
+
+    protocol: int
+    version: str = ""
+    capabilities: int = 0
+    error_code: int = 0
+    error: str = ""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.capabilities & MYSQL_CLIENT_SSL)
+
+
+def _mysql_packet_done(data: bytes) -> bool:
+    return len(data) >= 4 and len(data) >= 4 + int.from_bytes(data[:3], "little")
+
+
+def parse_mysql_greeting(data: bytes) -> MysqlGreeting | None:
+    """The first packet, parsed; None when it is not a MySQL greeting."""
+    if len(data) < 5:
+        return None
+    length = int.from_bytes(data[:3], "little")
+    payload = data[4:4 + length]
+    if length == 0 or len(payload) < length:
+        return None
+    if payload[0] == MYSQL_ERR and len(payload) >= 3:
+        message = payload[3:]
+        if message.startswith(b"#"):  # a SQL state marker and 5 characters, when present
+            message = message[6:]
+        return MysqlGreeting(MYSQL_ERR, error_code=int.from_bytes(payload[1:3], "little"),
+                             error=message.decode("utf-8", "replace"))
+    if payload[0] != 10:
+        return None
+    end = payload.find(b"\0", 1)
+    # version, NUL, connection id (4), auth data part 1 (8), filler (1), capabilities (2)
+    if end < 0 or len(payload) < end + 1 + 4 + 8 + 1 + 2:
+        return None
+    version = payload[1:end].decode("ascii", "replace")
+    # MariaDB prefixes '5.5.5-' for old replication clients; the real version follows.
+    version = version.removeprefix("5.5.5-") if "MariaDB" in version else version
+    at = end + 1 + 4 + 8 + 1
+    capabilities = int.from_bytes(payload[at:at + 2], "little")
+    if len(payload) >= at + 7:  # charset (1), status (2), then the upper capability bytes
+        capabilities |= int.from_bytes(payload[at + 5:at + 7], "little") << 16
+    return MysqlGreeting(10, version=version, capabilities=capabilities)
+
+
+def mysql_greeting(host: str, port: int, timeout: float) -> tuple[bytes, float]:
+    """The server's first packet; nothing is sent (the server speaks first)."""
+    started = time.monotonic()
+    sock = connect(host, port, timeout)
+    try:
+        reply = read_until(sock, started + timeout, _mysql_packet_done)
+        return reply, (time.monotonic() - started) * 1000
+    except OSError as exc:
+        raise WireError("closed", f"the connection failed: {exc.strerror or exc}") from None
+    finally:
+        sock.close()
+
+
+@check("network.mysql_offers_tls", title="MySQL/MariaDB offers TLS (or refuses this host)",
+       severity="high", needs=("network.mysql",), subjects=_subjects_of("network.mysql"),
+       remediation="Give the server a certificate (ssl_cert/ssl_key; MariaDB 11.4+ makes one "
+                   "itself), set require_secure_transport = ON, and bind it to a private "
+                   "interface; allow it only from the application's network.")
+def mysql_offers_tls(ctx: Context) -> None:
+    _, _, endpoint, (reply, elapsed), _ = _ask(ctx, "MySQL", "nothing (waited for the greeting)",
+                                               mysql_greeting, named=False)
+    greeting = parse_mysql_greeting(reply)
+    notes: tuple[str, ...] = ()
+    if greeting is not None and greeting.protocol == 10:
+        notes = (f"capabilities 0x{greeting.capabilities:08x}: CLIENT_SSL "
+                 f"{'set' if greeting.tls else 'not set'}",)
+    ctx.add_fact(WireExchange("MySQL", endpoint, "nothing (waited for the greeting)",
+                              ctx.target.masker.text(_shown(reply, 120)), elapsed_ms=elapsed,
+                              notes=notes))
+    if greeting is None:
+        raise CannotJudge(f"{endpoint} sent {_shown(reply, 80)}: not a MySQL/MariaDB greeting "
+                          "(another service, or TLS-only?)")
+    if greeting.protocol == MYSQL_ERR:
+        ctx.passed(f"{endpoint} refuses this host before any login (error {greeting.error_code}: "
+                   f"{ctx.target.masker.text(greeting.error)})")
+        return
+    if not greeting.tls:
+        fail(ctx, f"{endpoint} (server {greeting.version}) answers from the network without "
+                  "TLS support (no CLIENT_SSL in its handshake): logins and queries cross the "
+                  "network in clear text")
+    # Whether TLS is *required* (require_secure_transport, REQUIRE SSL) is only told after
+    # a login, which this passive probe never attempts.
+    ctx.passed(f"{endpoint} (server {greeting.version}) offers TLS (CLIENT_SSL); whether it "
+               "requires TLS is not visible before a login")
+
+
 # -- the family ---------------------------------------------------------------------------------
 def _network_hosts(settings: Settings) -> Iterable[str]:
     """network.host and every Redis/PostgreSQL endpoint's host: the target's, by the user's word."""
     hosts = [str(settings.get("network.host"))] if settings.get("network.host") else []
     for key in ("network.redis", "network.postgres", "network.memcached", "network.elasticsearch",
-                "network.mongodb"):
+                "network.mongodb", "network.mysql"):
         hosts += [split_host_port(str(e))[0] for e in settings.get(key) or []]
     return [h.strip("[]").lower() for h in hosts if h]
 
@@ -773,6 +875,7 @@ FAMILY = Family(
         "memcached": schema.list_of(schema.host_port),
         "elasticsearch": schema.list_of(schema.host_port),
         "mongodb": schema.list_of(schema.host_port),
+        "mysql": schema.list_of(schema.host_port),
     })},
     hosts=_network_hosts,
 )

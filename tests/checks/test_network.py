@@ -385,14 +385,14 @@ def test_elasticsearch_tls_only_port_is_asked_again_over_tls(security: bool) -> 
         "GET / without credentials, plain HTTP", "GET / without credentials, HTTPS"]
 
 
-# -- network.mysql_offers_tls (a real MariaDB, ssl off and on) -----------------------------------
+# -- network.mysql_offers_tls (a real MariaDB: ssl off, ssl on, this host not granted) --------
 @pytest.fixture(scope="module")
 def mariadb() -> Iterator[dict[str, str]]:
-    from tests.targets.mariadb import mariadb_binaries, run_mariadb_pair
+    from tests.targets.mariadb import mariadb_binaries, run_mariadb_set
 
     if mariadb_binaries() is None:
         pytest.skip("mariadb-server is not installed here (scripts/install-test-deps.sh installs it)")
-    with run_mariadb_pair() as running:
+    with run_mariadb_set() as running:
         yield {role: db.endpoint for role, db in running.items()}
 
 
@@ -424,17 +424,25 @@ def test_mysql_offering_tls_passes(mariadb: dict[str, str]) -> None:
     assert any("CLIENT_SSL set" in n for ns in notes for n in ns)
 
 
-def test_mysql_host_not_allowed_passes_on_its_err_greeting() -> None:
-    """The bytes MariaDB sends a host no grant matches (error 1130), replayed by a raw socket:
-    a real server would need a second loopback address in its grants to show it."""
-    message = b"Host '127.0.0.1' is not allowed to connect to this MariaDB server"
-    payload = bytes([0xFF]) + (1130).to_bytes(2, "little") + message
+def test_mysql_host_not_allowed_passes_on_its_err_greeting(mariadb: dict[str, str]) -> None:
+    result = _wire("network.mysql_offers_tls", "mysql", mariadb["refusing"])
+    assert result.outcome == "passed", result.detail
+    assert result.message == (f"{mariadb['refusing']} refuses this host before any login (error "
+                              "1130: Host '127.0.0.1' is not allowed to connect to this MariaDB "
+                              "server)")
+
+
+def test_mysql_other_err_greeting_cannot_judge_and_its_sql_state_is_read() -> None:
+    """An early error that is not about this host (1040, with a '#08004' SQL state marker as
+    some servers send it) says nothing about TLS; replayed by a raw socket."""
+    payload = bytes([0xFF]) + (1040).to_bytes(2, "little") + b"#08004Too many connections"
     packet = len(payload).to_bytes(3, "little") + b"\x00" + payload
     with serve_raw(_mysql_reply(packet)) as served:
         result = _wire("network.mysql_offers_tls", "mysql", f"127.0.0.1:{served.port}")
-    assert result.outcome == "passed", result.detail
-    assert result.message == (f"127.0.0.1:{served.port} refuses this host before any login "
-                              f"(error 1130: {message.decode()})")
+    assert result.outcome == "error", result.detail
+    assert result.message == (f"cannot judge: 127.0.0.1:{served.port} answered error 1040 "
+                              "before any handshake "
+                              "(Too many connections): it does not say whether TLS is offered")
 
 
 def test_mysql_garbage_silence_and_refusal_cannot_judge(silent: Served) -> None:

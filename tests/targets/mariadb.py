@@ -1,6 +1,8 @@
 """Real MariaDB servers on loopback for network.mysql_offers_tls: one datadir made once by
 mariadb-install-db, copied for each mariadbd (ssl off; ssl on with a throw-away
-certificate made by `openssl req`), each on its own 127.0.0.1 port, stopped by its PID.
+certificate made by `openssl req`; ssl off with grants for 'localhost' only, so that a TCP
+client from 127.0.0.1 gets the ERR greeting 1130 "Host ... is not allowed"), each on its
+own 127.0.0.1 port, stopped by its PID.
 """
 
 from __future__ import annotations
@@ -54,8 +56,8 @@ def _start(server: str, datadir: str, port: int, extra: list[str]) -> subprocess
 
 
 @contextlib.contextmanager
-def run_mariadb_pair() -> Iterator[dict[str, MariaDB]]:
-    """{'plain': ssl off, 'tls': ssl on}."""
+def run_mariadb_set() -> Iterator[dict[str, MariaDB]]:
+    """{'plain': ssl off, 'tls': ssl on, 'refusing': no grant for 127.0.0.1}."""
     found = mariadb_binaries()
     if found is None:
         raise RuntimeError("mariadb-server is not installed: run scripts/install-test-deps.sh")
@@ -70,13 +72,20 @@ def run_mariadb_pair() -> Iterator[dict[str, MariaDB]]:
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                         "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
                        check=True, capture_output=True, timeout=60)
-        roles = {"plain": ["--skip-ssl"], "tls": [f"--ssl-cert={cert}", f"--ssl-key={key}"]}
+        roles = {"plain": ["--skip-ssl"], "tls": [f"--ssl-cert={cert}", f"--ssl-key={key}"],
+                 "refusing": ["--skip-ssl"]}
         ports = dict(zip(roles, free_ports(len(roles)), strict=True))
         running: dict[str, MariaDB] = {}
         try:
             for role, extra in roles.items():
                 datadir = os.path.join(work, role)
                 shutil.copytree(template, datadir)
+                if role == "refusing":
+                    # --skip-name-resolve makes a TCP client '127.0.0.1', which no grant names.
+                    subprocess.run([server, "--no-defaults", f"--datadir={datadir}", "--bootstrap",
+                                    "--skip-log-bin", *user],
+                                   input=b"DELETE FROM mysql.global_priv WHERE host <> 'localhost';\n",
+                                   check=True, capture_output=True, timeout=120)
                 running[role] = MariaDB(ports[role], _start(server, datadir, ports[role], extra))
             deadline = time.monotonic() + 60
             for role, db in running.items():

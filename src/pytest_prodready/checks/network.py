@@ -758,6 +758,9 @@ def mongodb_requires_auth(ctx: Context) -> None:
 # the grants do not allow gets an ERR packet (0xFF) instead, before any credentials.
 MYSQL_CLIENT_SSL = 0x0800
 MYSQL_ERR = 0xFF
+# ERR greetings that refuse this client's host as such (other early errors, such as 1040
+# "Too many connections", say nothing about TLS or the host).
+MYSQL_HOST_REFUSALS = {1130: "host not allowed", 1129: "host blocked after connection errors"}
 
 
 @dataclass(frozen=True)
@@ -841,6 +844,10 @@ def mysql_offers_tls(ctx: Context) -> None:
     if greeting is None:
         raise CannotJudge(f"{endpoint} sent {_shown(reply, 80)}: not a MySQL/MariaDB greeting "
                           "(another service, or TLS-only?)")
+    if greeting.protocol == MYSQL_ERR and greeting.error_code not in MYSQL_HOST_REFUSALS:
+        raise CannotJudge(f"{endpoint} answered error {greeting.error_code} before any handshake "
+                          f"({ctx.target.masker.text(greeting.error)}): it does not say whether "
+                          "TLS is offered")
     if greeting.protocol == MYSQL_ERR:
         ctx.passed(f"{endpoint} refuses this host before any login (error {greeting.error_code}: "
                    f"{ctx.target.masker.text(greeting.error)})")

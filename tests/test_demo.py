@@ -93,12 +93,14 @@ EXPECTED: dict[str, tuple[Outcome, str]] = {
     "network.memcached_requires_auth": ("skipped", "not configured: set network.memcached"),
     "network.elasticsearch_requires_auth": ("skipped", "not configured: set network.elasticsearch"),
     "network.mongodb_requires_auth": ("skipped", "not configured: set network.mongodb"),
+    "network.mysql_offers_tls": ("skipped", "not configured: set network.mysql"),
     # dns: the demo configures no domain
     "dns.resolves": ("skipped", "not configured: set dns.domain"),
     "dns.caa": ("skipped", "not configured: set dns.domain"),
     "dns.spf": ("skipped", "not configured: set dns.domain"),
     "dns.dmarc": ("skipped", "not configured: set dns.domain"),
     "dns.dangling_cname": ("skipped", "not configured: set dns.names"),
+    "dns.dnssec": ("skipped", "not configured: set dns.domain"),
     # default credentials: the demo is no admin product, so no login is tried
     "exposure.default_credentials": ("skipped", "nothing to try"),
     # ratelimit: active, and the demo configures no rate limits

@@ -439,10 +439,11 @@ def assert_dns_records(target: Target, domain: str, *, mail: bool = True, caa: b
 
 
 def assert_dnssec_signed(target: Target, domain: str) -> None:
-    """`domain`'s zone publishes DNSKEY (it is DNSSEC-signed); informational, severity low."""
+    """`domain`'s zone publishes DNSKEY (it is DNSSEC-signed): asked for, so an unsigned zone
+    fails (the suite's dns.dnssec only reports it unless dns.expect_dnssec = true)."""
     __tracebackhide__ = True
     domain = schema.hostname(domain, "domain")
-    view = target.scoped(dns=_dns(target, domain=domain))
+    view = target.scoped(dns=_dns(target, domain=domain, expect_dnssec=True))
     _raise_for([run_check("dns.dnssec", view, domain.rstrip(".").lower())])
 
 

@@ -336,7 +336,14 @@ def test_dnssec_passes_when_the_zone_publishes_dnskey(signed_server: DnsServer) 
 
 
 def test_dnssec_fails_informationally_on_an_unsigned_zone(signed_server: DnsServer) -> None:
-    result = run(signed_server, "dns.dnssec", "unsigned.test")
+    """Informational by default: an unsigned zone is a skip carrying the finding (it never
+    gates a run); with dns.expect_dnssec = true it fails; with false the check is off."""
+    reported = run(signed_server, "dns.dnssec", "unsigned.test")
+    assert reported.outcome == "skipped"
+    assert reported.message.startswith("no DNSKEY at unsigned.test or its parents: the zone is not "
+                                       "DNSSEC-signed (informational")
+    assert reported.message.endswith("set dns.expect_dnssec = true to require it)")
+    result = run(signed_server, "dns.dnssec", "unsigned.test", expect_dnssec=True)
     assert result.outcome == "failed"
     assert result.message.startswith("no DNSKEY at unsigned.test or its parents: the zone is not "
                                      "DNSSEC-signed (informational")

@@ -582,7 +582,10 @@ def _signatures(response: Any) -> tuple[int, bool]:
                    "the DS record at the registrar; or set dns.expect_dnssec = false if you "
                    "decided against DNSSEC.")
 def dnssec(ctx: Context) -> None:
-    if ctx.settings.get("dns.expect_dnssec") is False:
+    # Informational unless asked for: unset, an unsigned zone is reported as a skip with the
+    # finding (it never gates a run); expect_dnssec = true makes it a failure; false skips.
+    expected = ctx.settings.get("dns.expect_dnssec")
+    if expected is False:
         ctx.skip("dns.expect_dnssec is false")
     resolver = Resolver(ctx)
     resolver.want_dnssec()
@@ -600,8 +603,11 @@ def dnssec(ctx: Context) -> None:
             f"{resolver.server} did not set AD (it does not validate, or cannot build the chain)"
         ctx.passed(f"{where} publishes DNSKEY: {_dnskey_summary(tuple(keys))}; {signed}; {trust}")
         return
-    fail(ctx, f"no DNSKEY at {_norm(ctx.subject)} or its parents: the zone is not DNSSEC-signed "
-              "(informational: answers for it can be spoofed by an on-path resolver attacker)")
+    finding = (f"no DNSKEY at {_norm(ctx.subject)} or its parents: the zone is not DNSSEC-signed "
+               "(informational: answers for it can be spoofed by an on-path resolver attacker")
+    if expected is None:
+        ctx.skip(f"{finding}; set dns.expect_dnssec = true to require it)")
+    fail(ctx, f"{finding}; dns.expect_dnssec is true)")
 
 
 # -- the family ---------------------------------------------------------------------------------

@@ -333,3 +333,28 @@ def test_a_hostile_targets_report_runs_nothing_and_the_terminal_is_clean(
     assert page.text_of["verdict"] == "NOT READY"
     text = "\n".join(page.text_of[k] for k in page.text_of if k.startswith("evidence-"))
     assert f"< Server: nginx/1.2.3 <script>document.title='{PWNED}'</script>" in text
+
+
+def test_a_real_latency_measurement_is_drawn_from_its_own_samples(tmp_path: Path) -> None:
+    """The histogram of a real perf.latency_budget run (a target adding 40 ms +- 5 ms, in its
+    own process), rendered and read back from Chromium's DOM: one bar per bin, the bars'
+    counts add up to the samples, and the p95 shown is the distribution's."""
+    from pytest_prodready.checking import run_check
+    from pytest_prodready.checks.perf import Distribution
+    from pytest_prodready.target import Target
+    from tests.targets.limiters import delayed
+
+    with delayed(40, 5) as served, Target.from_url(
+            served.url, latency={"/slow": {"requests": 60, "concurrency": 4}}) as target:
+        result = run_check("perf.latency_budget", target, "GET /slow")
+    dist = next(f for f in result.facts if isinstance(f, Distribution))
+    fact = dist.to_dict()
+    path = tmp_path / "latency.html"
+    path.write_text(html_page(card_of([rec("perf.latency_budget", "high", result.outcome, "GET /slow",
+                                           message=result.message, evidence=[fact])])), encoding="utf-8")
+    page = Dom(dom(path, tmp_path))
+    bars = [a for tag, a in page.elements if tag == "span" and (a.get("style") or "").startswith("height:")]
+    assert len(bars) == len(fact["histogram"])
+    counts = [int(str(b["title"]).rsplit(": ", 1)[1]) for b in bars]
+    assert counts == [b["count"] for b in fact["histogram"]] and sum(counts) == len(dist.samples_ms) == 60
+    assert f"{dist.p(95):.1f}" in page.text_of["latency"]

@@ -11,14 +11,10 @@ check's "the resolver did not set AD" branch is what these tests see.
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 
-from tests.targets.dnsserver import DnsServer, Zone, dnsmasq_binary, dnsmasq_config
-from tests.tls_servers import free_ports
+from tests.targets.dnsserver import DnsServer, Zone, run_dnsmasq
 
 
 def signed_records(zone: str = "signed.test.") -> dict[int, list[str]]:
@@ -50,46 +46,8 @@ def dnssec_zone() -> tuple[Zone, list[str]]:
     return zone, extra
 
 
-def _answers(port: int) -> bool:
-    import dns.exception
-    import dns.resolver
-
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers, resolver.port, resolver.lifetime = ["127.0.0.1"], port, 0.3
-    try:
-        resolver.resolve("signed.test.", "A")
-    except dns.exception.DNSException:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def run_dnssec_dnsmasq() -> Iterator[DnsServer]:
-    port = free_ports(1)[0]
     zone, extra = dnssec_zone()
-    with tempfile.TemporaryDirectory(prefix="prodready-dnssec-") as workdir:
-        conf = os.path.join(workdir, "dnsmasq.conf")
-        with open(conf, "w") as handle:
-            handle.write(dnsmasq_config(zone, port) + "\n".join(extra) + "\n")
-        os.chmod(workdir, 0o755)
-        os.chmod(conf, 0o644)
-        process = subprocess.Popen([dnsmasq_binary(), f"--conf-file={conf}", "--keep-in-foreground",
-                                    "--pid-file=", "--log-facility=-"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 10
-            while not _answers(port):
-                if process.poll() is not None:
-                    error = process.stderr.read().decode() if process.stderr else ""
-                    raise RuntimeError(f"dnsmasq exited with {process.returncode}: {error}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError("dnsmasq does not answer after 10s")
-                time.sleep(0.05)
-            yield DnsServer(port, process)
-        finally:
-            process.terminate()  # by its PID (SIGTERM), then reaped
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    with run_dnsmasq(zone, tuple(extra), ready_name="signed.test.") as server:
+        yield server

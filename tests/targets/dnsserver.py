@@ -125,26 +125,28 @@ class DnsServer:
         return f"127.0.0.1:{self.port}"
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int, name: str = "good.test.") -> bool:
     import dns.exception
     import dns.resolver
 
     resolver = dns.resolver.Resolver(configure=False)
     resolver.nameservers, resolver.port, resolver.lifetime = ["127.0.0.1"], port, 0.3
     try:
-        resolver.resolve("good.test.", "A")
+        resolver.resolve(name, "A")
     except dns.exception.DNSException:
         return False
     return True
 
 
 @contextlib.contextmanager
-def run_dnsmasq(zone: Zone | None = None) -> Iterator[DnsServer]:
+def run_dnsmasq(zone: Zone | None = None, extra: tuple[str, ...] = (),
+                ready_name: str = "good.test.") -> Iterator[DnsServer]:
+    """dnsmasq serving `zone` (plus raw config lines `extra`), ready once `ready_name` resolves."""
     port = free_ports(1)[0]
     with tempfile.TemporaryDirectory(prefix="prodready-dns-") as workdir:
         conf = os.path.join(workdir, "dnsmasq.conf")
         with open(conf, "w") as handle:
-            handle.write(dnsmasq_config(zone or zones(), port))
+            handle.write(dnsmasq_config(zone or zones(), port) + "".join(f"{line}\n" for line in extra))
         os.chmod(workdir, 0o755)
         os.chmod(conf, 0o644)
         process = subprocess.Popen([dnsmasq_binary(), f"--conf-file={conf}", "--keep-in-foreground",
@@ -152,7 +154,7 @@ def run_dnsmasq(zone: Zone | None = None) -> Iterator[DnsServer]:
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 10
-            while not _answers(port):
+            while not _answers(port, ready_name):
                 if process.poll() is not None:
                     error = process.stderr.read().decode() if process.stderr else ""
                     raise RuntimeError(f"dnsmasq exited with {process.returncode}: {error}")

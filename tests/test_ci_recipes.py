@@ -24,6 +24,7 @@ import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from pytest_prodready.demo.service import DemoServer
+from tests.report.test_codequality import validate as validate_codequality
 from tests.report.test_sarif import validate as validate_sarif
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,8 +195,14 @@ def test_the_gitlab_template_runs_its_script(runner_venv: Path, demo: DemoServer
     artifacts = job["artifacts"]
     assert artifacts["when"] == "always"
     report_dir = cwd / artifacts["paths"][0]
-    assert sorted(p.name for p in report_dir.iterdir()) == ["junit.xml", "prodready.html", "prodready.json",
-                                                             "prodready.md", "prodready.sarif"]
+    assert sorted(p.name for p in report_dir.iterdir()) == [
+        "gl-code-quality-report.json", "junit.xml", "prodready.html", "prodready.json", "prodready.md",
+        "prodready.sarif"]
+    # The merge request's Code Quality widget: one issue per finding of the scorecard.
+    issues = json.loads((cwd / artifacts["reports"]["codequality"]).read_text(encoding="utf-8"))
+    validate_codequality(issues)
+    scorecard = json.loads((report_dir / "prodready.json").read_text(encoding="utf-8"))
+    assert len(issues) == sum(c["outcome"] in ("failed", "error") for c in scorecard["checks"]) > 0
     cases = list(ET.parse(cwd / artifacts["reports"]["junit"]).getroot().iter("testcase"))
     assert cases and all(c.get("classname", "").startswith("prodready") for c in cases)
     names = {c.get("name", "").split("[")[0] for c in cases}

@@ -79,6 +79,9 @@ _SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r
                   '"': '\\"', "\\": "\\\\"}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
+REPORT_HELP = ("also write the scorecard: .json, .md, .html, .sarif, or GitLab Code Quality "
+               "(a .json named *codequality*, e.g. gl-code-quality-report.json); repeatable")
+
 
 def toml_string(text: str) -> str:
     """A TOML basic string: quote, backslash and control characters escaped (TOML 1.0 forbids
@@ -649,14 +652,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fail-on", choices=("critical", "high", "medium", "low"),
                        help="lowest severity whose failure makes the verdict NOT READY (default low)")
     check.add_argument("--report", metavar="PATH", action="append", default=[],
-                       help="also write the scorecard: .json, .md, .html or .sarif (repeatable)")
+                       help=REPORT_HELP)
     check.add_argument("-v", "--verbose", action="store_true",
                        help="show every check and the evidence (requests, responses) of each failure")
     check.set_defaults(func=cmd_check)
 
     demo = sub.add_parser("demo", help="run the suite against an embedded, half-ready demo service")
     demo.add_argument("--report", metavar="PATH", action="append", default=[],
-                      help="also write the scorecard: .json, .md, .html or .sarif (repeatable)")
+                      help=REPORT_HELP)
     demo.add_argument("-v", "--verbose", action="store_true",
                       help="show the demo's config, every check and each failure's evidence")
     demo.set_defaults(func=cmd_demo)

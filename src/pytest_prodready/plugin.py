@@ -47,7 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "low (default low)")
     group.addoption("--prodready-report", metavar="PATH", action="append", default=[],
                     type=_report_option,
-                    help="write the scorecard; format by suffix .json, .md, .html or .sarif; repeatable")
+                    help="write the scorecard; format by suffix .json, .md, .html or .sarif; a .json "
+                         "named *codequality*: GitLab Code Quality; repeatable")
     group.addoption("--prodready-suite", action="store_true", default=False,
                     help="run the built-in suite even when test paths are given (it joins by "
                          "itself when pytest is run without paths)")

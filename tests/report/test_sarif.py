@@ -16,6 +16,7 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from pytest_prodready.report import sarif as sarif_report
+from pytest_prodready.report.anchors import finding_url
 from pytest_prodready.report.render import write
 from tests.report.records import card_of, exchange, rec
 from tests.report.test_html_browser import hostile_url, run_suite  # noqa: F401 (fixture)
@@ -97,8 +98,8 @@ def test_a_log_validates_with_one_rule_per_check_and_results_anchored_to_the_con
     assert cors["level"] == "error"
     text = cors["message"]["text"]
     assert "(target: https://staging.example.com/api/agents)" in text
-    assert sarif_report._where("https://a.example", "POST /api/chat") == "POST https://a.example/api/chat"
-    assert sarif_report._where("https://a.example", "a.example:443") == "https://a.example, a.example:443"
+    assert finding_url("https://a.example", "POST /api/chat") == "POST https://a.example/api/chat"
+    assert finding_url("https://a.example", "a.example:443") == "https://a.example, a.example:443"
     assert "> Origin: https://evil.example" in text
     assert "< Access-Control-Allow-Origin: https://evil.example" in text
     assert "Fix: Only allow listed origins." in text

@@ -392,8 +392,12 @@ def html_page(card: Scorecard) -> str:
 
 
 def write(card: Scorecard, path: Path) -> None:
+    from pytest_prodready.report.codequality import codequality_text, is_codequality
+
     suffix = path.suffix.lower()
-    if suffix == ".json":
+    if is_codequality(path):  # GitLab Code Quality: a .json file named for it
+        text = codequality_text(card)
+    elif suffix == ".json":
         text = json.dumps(card.to_json(), indent=2, default=str)
     elif suffix == ".md":
         text = markdown(card)

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_prodready.report.anchors import ConfigAnchor, finding_url
 from pytest_prodready.report.scorecard import Scorecard, clean
 from pytest_prodready.severity import SEVERITY_ORDER
 
@@ -53,44 +53,6 @@ def _tool_version() -> str:
         return "0"
 
 
-def _anchor_lines(config_file: Path | None, prefix: str) -> dict[str, int]:
-    """Line numbers of the config file's tables and keys: '[cors]' -> n, 'protected' -> n."""
-    lines: dict[str, int] = {}
-    if config_file is None or not config_file.is_file():
-        return lines
-    try:
-        text = config_file.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return lines
-    table = ""
-    strip = f"{prefix}." if prefix else ""
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = re.match(r"\s*\[+\s*([^\]]+?)\s*\]+", line)
-        if header:
-            table = header.group(1).strip()
-            table = table[len(strip):] if strip and table.startswith(strip) else (
-                "" if table == prefix else table)
-            lines.setdefault(f"[{table}]", number)
-            continue
-        key = re.match(r"\s*([A-Za-z0-9_.\"-]+)\s*=", line)
-        if key:
-            name = key.group(1).strip('"')
-            lines.setdefault(f"{table}.{name}" if table else name, number)
-    return lines
-
-
-def _line_for(check_id: str, category: str, needs: tuple[str, ...], anchors: Mapping[str, int]) -> int:
-    for key in needs:
-        if key in anchors:
-            return anchors[key]
-        if f"[{key}]" in anchors:
-            return anchors[f"[{key}]"]
-    for key in (f"severity.{check_id}", f'severity."{check_id}"', f"[{category}]"):
-        if key in anchors:
-            return anchors[key]
-    return anchors.get("base_url", 1)
-
-
 def _bounded(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:max(limit - 1, 0)] + "…"
 
@@ -112,23 +74,12 @@ def _evidence_text(record: Mapping[str, Any], limit: int, cache: dict[str, str])
     return text
 
 
-def _where(target: str, subject: str) -> str:
-    """The URL a finding is about: the target with the subject's path ('POST /x' keeps its
-    method), or the target and the subject (a host:port, a webhook's name)."""
-    method, _, path = subject.partition(" ")
-    if subject.startswith("/"):
-        return target.rstrip("/") + subject
-    if method.isupper() and path.startswith("/"):
-        return f"{method} {target.rstrip('/')}{path}"
-    return f"{target}, {subject}" if subject else target
-
-
 def _result(record: Mapping[str, Any], card: Scorecard, rule_index: dict[str, int], uri: str,
             line: int, evidence_chars: int, cache: dict[str, str]) -> dict[str, Any]:
     from pytest_prodready.report.render import plain
 
     subject = plain(record.get("subject") or "")
-    where = _where(plain(card.target), subject)
+    where = finding_url(plain(card.target), subject)
     prefix = "cannot judge: " if record["outcome"] == "error" else ""
     text = f"{prefix}{_bounded(plain(record['message']), MESSAGE_CHARS)} (target: {where})"
     evidence = _evidence_text(record, evidence_chars, cache)
@@ -195,17 +146,8 @@ def sarif(card: Scorecard, *, config_file: Path | None = None, config_prefix: st
           root: Path | None = None, limit: int = SIZE_LIMIT) -> dict[str, Any]:
     """The SARIF 2.1.0 log of the card's findings (see the module docstring)."""
     root = root or Path.cwd()
-    config_file = config_file or (Path(card.config_file) if card.config_file else None)
-    if config_file is None:
-        # No config file (a URL given on the command line): anchor where it would live.
-        config_file = root / ("pyproject.toml" if (root / "pyproject.toml").is_file() and
-                              not (root / "prodready.toml").is_file() else "prodready.toml")
-        config_prefix = "tool.prodready" if config_file.name == "pyproject.toml" else config_prefix
-    try:
-        uri = config_file.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        uri = config_file.name
-    anchors = _anchor_lines(config_file, config_prefix or card.config_prefix)
+    anchor = ConfigAnchor.of(card, config_file=config_file, config_prefix=config_prefix, root=root)
+    uri = anchor.uri
 
     findings = sorted((r for r in card.records if r["outcome"] in ("failed", "error", "waived")),
                       key=_order)
@@ -225,18 +167,9 @@ def sarif(card: Scorecard, *, config_file: Path | None = None, config_prefix: st
                 made[check_id] = _rule(check_id, by_id[check_id])
         return [made[i] for i in ids], {check_id: n for n, check_id in enumerate(ids)}
 
-    from pytest_prodready.registry import all_checks
-
-    specs = all_checks()
-
-    def line_of(record: Mapping[str, Any]) -> int:
-        spec = specs.get(str(record["id"]))
-        return _line_for(str(record["id"]), str(record["category"]),
-                         tuple(spec.needs) if spec is not None else (), anchors)
-
     def build(evidence_chars: int) -> dict[str, Any]:
         rules, rule_index = rules_for(rule_ids)
-        results = [_result(r, card, rule_index, uri, line_of(r), evidence_chars, cache) for r in findings]
+        results = [_result(r, card, rule_index, uri, anchor.line(r), evidence_chars, cache) for r in findings]
         run_properties: dict[str, Any] = {
             "target": card.target, "verdict": card.verdict, "score": card.score, "grade": card.grade,
             "fail_on": card.fail_on, "profile": card.profile}

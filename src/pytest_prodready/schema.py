@@ -606,6 +606,9 @@ CORE_FIELDS: dict[str, Any] = {
     "max_body_bytes": integer(1024, 64 * 1024 * 1024, "64 MiB; bodies are held in memory"),
     "retries": integer(0, 5),
     "fail_on": severity,
+    # the root of the team's copy of the docs site (mkdocs.yml): reports link each check to
+    # its catalogue entry there
+    "docs_url": url,
     "auth": Table({
         "token_env": env_name,
         "expired_token_env": env_name,

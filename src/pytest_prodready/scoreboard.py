@@ -168,7 +168,8 @@ class ScoreboardPlugin:
         self.card: Scorecard = Scorecard(target=settings.masker().url(settings.base_url),
                                          fail_on=str(settings.get("fail_on")), profile=settings.profile,
                                          config_file=str(settings.config_file) if settings.config_file
-                                         else None, config_prefix=settings.config_prefix)
+                                         else None, config_prefix=settings.config_prefix,
+                                         docs_url=settings.get("docs_url"))
         self.records: dict[str, dict[str, Any]] = {}
         self.other_failures = 0
 

@@ -301,11 +301,12 @@ def test_step_summary_is_appended_within_what_is_left(tmp_path: Path) -> None:
 # -- HTML ---------------------------------------------------------------------------------------
 PAGE_TAGS = {"html", "head", "meta", "title", "style", "script", "body", "header", "section", "h1",
              "h2", "p", "code", "b", "span", "div", "a", "table", "thead", "tbody", "tr", "th", "td",
-             "ul", "li", "details", "summary", "pre", "form", "label", "select", "option", "button"}
+             "ul", "li", "details", "summary", "pre", "form", "label", "select", "option", "button",
+             "dl", "dt", "dd"}
 # Attributes whose values are ours alone (a fixed vocabulary or our own numbers).
 OUR_VALUES = {"class": {"passed", "failed", "error", "skipped", "waived", "critical", "high", "medium",
                         "low", "ready", "not-ready", "big", "msg", "fix", "muted", "num", "bar", "mid",
-                        "hist", "hist-axis", "score",
+                        "hist", "hist-axis", "score", "doc", "doc-ref",
                         "sev critical", "sev high", "sev medium", "sev low"},
               "data-outcome": {"passed", "failed", "error", "skipped", "waived"},
               "data-severity": {"critical", "high", "medium", "low"}}
@@ -323,7 +324,7 @@ def test_html_report_escapes_every_target_string() -> None:
             if name in OUR_VALUES:
                 assert value in OUR_VALUES[name], (tag, name, value)
             elif name == "href":
-                assert re.fullmatch(r"#check-\d+", value or ""), value
+                assert re.fullmatch(r"#check-\d+|#doc-[a-z0-9_]+\.[a-z0-9_]+", value or ""), value
             elif name == "style":
                 assert re.fullmatch(r"(width|height):\d+%", value or ""), value
             else:

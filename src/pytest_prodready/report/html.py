@@ -11,6 +11,10 @@ href, a style or an event handler. Defence in depth: the page's Content-Security
 allows no fetch of anything (default-src 'none') and only the one inline script below, by
 its hash, so even markup that escaped the escaping could run nothing and load nothing.
 
+At the end, a check reference: one entry per check id of the run (what it checks, its
+mode, its fix), which every row and blocker links to, and which links in turn to the
+check's catalogue entry on the team's docs site when `docs_url` is set.
+
 The page reads without JavaScript: everything is in the document, the evidence opens with
 a click on its summary. The script only adds the filters, and opens the evidence a link's
 fragment names (`report.html#check-3`); a fragment such as `#outcome=failed&severity=high`
@@ -126,6 +130,8 @@ border-radius:6px;padding:.6em;max-height:40em;overflow:auto;font-size:12px}
 form#filters{margin:.5em 0 1em}form#filters label{margin-right:1em}
 #shown{color:var(--muted)}
 .muted{color:var(--muted)}
+dl#reference .doc{border-top:1px solid var(--line);padding:.4em 0}
+dl#reference dd{margin:.2em 0 0 1.5em}dl#reference p{margin:.2em 0}
 """
 
 
@@ -216,9 +222,43 @@ def _latency(records: list[dict[str, Any]], row_of: Mapping[str, int]) -> str:
 
 
 def _passes_when(specs: Mapping[str, Any], record: Mapping[str, Any]) -> str:
-    """A built-in check's catalogue line (what it takes to pass), under its node id."""
+    """A built-in check's catalogue line (what it takes to pass) under its node id, and the
+    link to its entry in the page's check reference."""
     spec = specs.get(str(record["id"]))
-    return f'<p class="muted">passes when {esc(spec.title)}</p>' if spec is not None else ""
+    passes = f"passes when {esc(spec.title)} · " if spec is not None else ""
+    return f'<p class="muted">{passes}{_doc_anchor(str(record["id"]), "about this check")}</p>'
+
+
+def _doc_anchor(check_id: str, text: str) -> str:
+    return f'<a class="doc-ref" href="#doc-{esc(check_id)}">{esc(text)}</a>'
+
+
+def _reference(card: Scorecard, specs: Mapping[str, Any]) -> str:
+    """One entry per check id of the run: what it checks, how, and its fix; and the link to
+    its catalogue entry on the team's docs site when `docs_url` is set (the page is the
+    docs entry otherwise: it carries everything the catalogue says)."""
+    first_of: dict[str, Mapping[str, Any]] = {}
+    for r in card.sorted_records():
+        first_of.setdefault(str(r["id"]), r)
+    entries = []
+    for check_id, record in sorted(first_of.items()):
+        spec = specs.get(check_id)
+        if spec is not None:
+            needs = ", ".join(f"<code>{esc(n)}</code>" for n in spec.needs) or "nothing"
+            facts = (f"<p>passes when {esc(spec.title)}</p><p class=\"muted\">default severity "
+                     f"{esc(spec.severity)} · {esc(spec.mode)} · needs {needs}</p>")
+            fix = spec.remediation
+        else:
+            facts = '<p class="muted">not in the catalogue (a check this suite defines)</p>'
+            fix = str(record.get("remediation") or "")
+        fix_html = f'<p class="fix"><b>fix:</b> {esc(fix)}</p>' if fix else ""
+        link = card.docs_link(check_id)
+        link_html = (f'<p><a class="docs-link" href="{esc(link)}" rel="noopener noreferrer">'
+                     f"{esc(check_id)} in the docs</a></p>" if link else "")
+        entries.append(f'<div class="doc" id="doc-{esc(check_id)}"><dt><code>{esc(check_id)}</code>'
+                       f'</dt><dd>{facts}{fix_html}{link_html}</dd></div>')
+    return ('<section id="reference-section"><h2>Check reference</h2>'
+            f'<dl id="reference">{"".join(entries)}</dl></section>')
 
 
 def _select(name: str, values: list[str]) -> str:
@@ -269,7 +309,7 @@ def page(card: Scorecard, *, evidence_chars: int = PAGE_EVIDENCE_CHARS) -> str:
         items.append(
             f'<li class="{esc(g["severity"])}" data-check="{esc(g["id"])}">'
             f'<span class="sev {esc(g["severity"])}">{esc(g["severity"])}</span> '
-            f'<code>{esc(_label(g))}</code>{subjects}'
+            f'<a class="doc-ref" href="#doc-{esc(g["id"])}"><code>{esc(_label(g))}</code></a>{subjects}'
             f'<p class="msg">{esc(cut(g["message"], MESSAGE_CHARS))}</p>{fix}'
             f'{_evidence(first, f"blocker-evidence-{n}", budget)}'
             f'<p class="muted">findings: {rows}</p></li>')
@@ -329,4 +369,5 @@ def page(card: Scorecard, *, evidence_chars: int = PAGE_EVIDENCE_CHARS) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{esc(title)}</title><style>{STYLE}</style></head>\n"
             f"<body>{head}\n{blockers}\n{categories}\n{_latency(records, row_of)}\n{checks}\n"
+            f"{_reference(card, specs)}\n"
             f"<script>{SCRIPT}</script></body></html>\n")

@@ -287,7 +287,9 @@ def _md_head(card: Scorecard) -> list[str]:
         out += ["", f"## Blockers ({_count(groups)})", "",
                 "| severity | check | on | finding | fix |", "|---|---|---|---|---|"]
         for g in groups:
-            check = md_literal(g["id"]) + (" (cannot judge)" if g["outcome"] == "error" else "")
+            link = card.docs_link(str(g["id"]))
+            check = (f"[{md_literal(g['id'])}]({link})" if link else md_literal(g["id"])) + (
+                " (cannot judge)" if g["outcome"] == "error" else "")
             out.append(f"| **{g['severity']}** | {check} | {_md_subjects(g['subjects'])} | "
                        f"{md_text(g['message'], MD_MESSAGE_CHARS)} | {md_text(g['remediation'])} |")
     out += ["", "## Categories", "",

@@ -1,7 +1,8 @@
 """SARIF 2.1.0 for code-scanning views (`--prodready-report out.sarif`).
 
 - one rule per check id of the run, its fix as the rule's help, its severity as the level
-  and as GitHub's `security-severity`;
+  and as GitHub's `security-severity`, and its catalogue entry on the team's docs site as
+  its `helpUri` when `docs_url` is set;
 - one result per finding (failed, or could not judge), and the waived ones as suppressed
   results with the waiver's reason; passes and skips are not results;
 - code scanning refuses URL locations, so every result is anchored to the prodready config
@@ -114,9 +115,9 @@ def _result(record: Mapping[str, Any], card: Scorecard, rule_index: dict[str, in
     return result
 
 
-def _rule(check_id: str, records: list[Mapping[str, Any]]) -> dict[str, Any]:
+def _rule(check_id: str, records: list[Mapping[str, Any]], docs: str | None) -> dict[str, Any]:
     from pytest_prodready.registry import all_checks
-    from pytest_prodready.report.render import plain
+    from pytest_prodready.report.render import md_escape, plain
 
     spec = all_checks().get(check_id)
     first = records[0]
@@ -132,8 +133,14 @@ def _rule(check_id: str, records: list[Mapping[str, Any]]) -> dict[str, Any]:
         "properties": {"tags": tags, "security-severity": SECURITY_SEVERITY.get(severity, "7.5"),
                        "precision": "high", "problem.severity": LEVEL.get(severity, "error")},
     }
-    if fix:
-        rule["help"] = {"text": f"Fix: {fix}"}
+    help_text = [f"Fix: {fix}"] if fix else []
+    help_md = [f"**Fix:** {md_escape(fix)}"] if fix else []
+    if docs:
+        rule["helpUri"] = docs
+        help_text.append(f"Docs: {docs}")
+        help_md.append(f"[{check_id} in the docs]({docs})")
+    if help_text:
+        rule["help"] = {"text": " ".join(help_text), "markdown": "\n\n".join(help_md)}
     return rule
 
 
@@ -164,7 +171,7 @@ def sarif(card: Scorecard, *, config_file: Path | None = None, config_prefix: st
     def rules_for(ids: list[str]) -> tuple[list[dict[str, Any]], dict[str, int]]:
         for check_id in ids:
             if check_id not in made:
-                made[check_id] = _rule(check_id, by_id[check_id])
+                made[check_id] = _rule(check_id, by_id[check_id], card.docs_link(check_id))
         return [made[i] for i in ids], {check_id: n for n, check_id in enumerate(ids)}
 
     def build(evidence_chars: int) -> dict[str, Any]:

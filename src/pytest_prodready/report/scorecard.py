@@ -134,6 +134,14 @@ class Scorecard:
     # Where the run's config came from (SARIF anchors its results there); not in the JSON.
     config_file: str | None = None
     config_prefix: str = ""
+    # The root of the team's docs site (config `docs_url`): reports link checks there.
+    docs_url: str | None = None
+
+    def docs_link(self, check_id: str) -> str | None:
+        """The check's entry on the team's docs site, when `docs_url` is set."""
+        from pytest_prodready.catalogue import docs_link
+
+        return docs_link(self.docs_url, check_id)
 
     def sorted_records(self) -> list[dict[str, Any]]:
         return sorted(self.records, key=lambda r: r["nodeid"])

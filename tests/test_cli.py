@@ -499,7 +499,7 @@ def test_catalogue_lists_every_registered_check(tmp_path: Path) -> None:
     ids = list(all_checks())
     assert len(ids) > 20
     for check_id in ids:
-        assert f"| `{check_id}` |" in done.stdout, check_id
+        assert f'| <a id="{check_id}"></a>`{check_id}` |' in done.stdout, check_id
 
 
 def test_module_entry_point_matches_the_script(tmp_path: Path) -> None:

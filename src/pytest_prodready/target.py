@@ -77,6 +77,12 @@ class Probe:
     # retried, and its 429 does not count towards the run's Throttle (the checker is not
     # being rate-limited; the check is measuring the limiter). Sent like any other probe.
     expect_refusal: bool = False
+    # The request's point is to carry none of the run's credentials (an anonymous call, or a
+    # forged token in place of the real one): a configured request header named like the
+    # credential header (`auth.header`, default Authorization) is not sent with it. A team
+    # that passes its API credential as `--header "Authorization: ..."` gets it on every
+    # other request, and auth.required still asks what an anonymous caller gets.
+    anonymous: bool = False
 
     def __repr__(self) -> str:
         # Header names only: probes carry forged tokens and webhook signatures.
@@ -86,9 +92,9 @@ class Probe:
     @classmethod
     def of(cls, method: str, path: str, headers: dict[str, str] | None = None,
            body: bytes = b"", credential: str | None = None, follow_redirects: bool = True,
-           once: bool = False, expect_refusal: bool = False) -> Probe:
+           once: bool = False, expect_refusal: bool = False, anonymous: bool = False) -> Probe:
         return cls(method.upper(), path, tuple(sorted((headers or {}).items())), body,
-                   credential, follow_redirects, once, expect_refusal)
+                   credential, follow_redirects, once, expect_refusal, anonymous)
 
     @classmethod
     def get(cls, path: str, headers: dict[str, str] | None = None, **kw: Any) -> Probe:
@@ -575,7 +581,8 @@ class Target:
         if stop:
             raise CannotJudge(stop)
         dest = self._destination(url)
-        headers = {"User-Agent": USER_AGENT, **self._request_headers(dest, dict(probe.headers)),
+        headers = {"User-Agent": USER_AGENT,
+                   **self._request_headers(dest, dict(probe.headers), anonymous=probe.anonymous),
                    **dict(probe.headers)}
         self.budget.charge(count)
         bundle = self.settings.get("tls.ca_bundle")
@@ -685,7 +692,8 @@ class Target:
         redirects: list[tuple[int, str]] = []
         hops: list[Exchange] = []
         dest = self._destination(url)
-        headers = {**self._request_headers(dest, headers, secret_headers), **headers}
+        headers = {**self._request_headers(dest, headers, secret_headers, anonymous=probe.anonymous),
+                   **headers}
         # One deadline for the probe, its redirects included: six slow hops must not make
         # six deadlines.
         until = time.monotonic() + self.exchange_deadline
@@ -734,10 +742,12 @@ class Target:
         return (name in SECRET_HEADERS or name == custom or name in extra
                 or name in family.secret_headers())
 
-    def _request_headers(self, dest: Destination, *own: dict[str, str]) -> dict[str, str]:
+    def _request_headers(self, dest: Destination, *own: dict[str, str],
+                         anonymous: bool = False) -> dict[str, str]:
         """`request_headers` from config (each value from its env var, a secret), for a
         request to the base URL's own origin only, never where the probe sets that header
-        itself. Other hosts and plain HTTP (tls.http_url) never receive them."""
+        itself, and never the credential header on an anonymous probe (Probe.anonymous).
+        Other hosts and plain HTTP (tls.http_url) never receive them."""
         configured = self.settings.get("request_headers") or ()
         if not configured:
             return {}
@@ -747,6 +757,8 @@ class Target:
         except UnsafeURL:
             return {}
         taken = {name.lower() for headers in own for name in headers}
+        if anonymous:
+            taken.add(str(self.settings.get("auth.header") or "Authorization").lower())
         out: dict[str, str] = {}
         for i, item in enumerate(configured):
             value = self.settings.secret(f"request_headers[{i}].value_env")

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import replace
 
 import pytest
+from conftest import make_target
 from flask import Flask, Response, request
 
 from pytest_prodready.checking import run_check
 from pytest_prodready.checks.auth import GARBAGE_TOKEN
 from pytest_prodready.target import Target
 from tests.targets.pool import served_pool
-from tests.targets.webapp import Served, serve_app
+from tests.targets.webapp import VALID_TOKEN, Served, serve_app
 
 AGENTS = "GET /api/agents"
 CHAT = "POST /api/chat"
@@ -173,3 +176,45 @@ def test_invalid_token_not_configured_is_skipped(app: Callable[..., Served],
     result = run_check("auth.invalid_token_rejected", target_for(app(), protected=[]), AGENTS)
     assert result.outcome == "skipped"
     assert "protected" in result.message
+
+
+# -- the run's credential given as a request header (`--header "Authorization: ..."`) ---------
+def with_request_header(served: Served, name: str, value: str) -> Target:
+    """The webapp's target with one `request_headers` entry, its value from its env var."""
+    settings = make_target(served.url).settings
+    return Target(replace(settings, values={**settings.values, "request_headers": [
+        {"name": name, "value_env": "PRODREADY_TEST_HEADER"}]},
+        secrets={**settings.secrets, "request_headers[0].value_env": value}))
+
+
+def test_a_credential_request_header_is_not_sent_on_the_anonymous_probes(
+        app: Callable[..., Served]) -> None:
+    """A team passing its token as a request header gets it on ordinary probes, and the auth
+    checks still ask what an anonymous caller (or a forged token) gets: the real token
+    never rides along, so a protected API is not reported open."""
+    served = app()
+    with closing(with_request_header(served, "Authorization", f"Bearer {VALID_TOKEN}")) as target:
+        required = run_check("auth.required", target, AGENTS)
+        assert required.outcome == "passed", required.detail
+        assert run_check("auth.invalid_token_rejected", target, AGENTS).outcome == "passed"
+        sent = authorizations(served, "/api/agents")
+        assert sent and f"Bearer {VALID_TOKEN}" not in sent
+        # The ordinary page probe still carries it (the header is for every other request).
+        run_check("headers.hsts", target, "/")
+    assert f"Bearer {VALID_TOKEN}" in authorizations(served, "/")
+
+
+def test_with_a_credential_request_header_an_open_endpoint_still_fails(app: Callable[..., Served]) -> None:
+    with closing(with_request_header(app("open_api"), "Authorization", f"Bearer {VALID_TOKEN}")) as target:
+        result = run_check("auth.required", target, AGENTS)
+    assert result.outcome == "failed"
+    assert result.message == f"{AGENTS} without credentials answered 200: anyone can call it"
+
+
+def test_a_gate_header_of_another_name_still_reaches_the_anonymous_probe(app: Callable[..., Served]) -> None:
+    """A staging gate's header (not the credential header) is on every request: without it the
+    anonymous probe would only meet the gate."""
+    served = app()
+    with closing(with_request_header(served, "X-Gate", "gate-secret-value")) as target:
+        assert run_check("auth.required", target, AGENTS).outcome == "passed"
+    assert [s.headers.get("X-Gate") for s in served.log if s.path == "/api/agents"][-1] == "gate-secret-value"

@@ -59,7 +59,7 @@ def token_probes(settings: Settings, endpoint: str) -> list[Probe]:
         value = f"{scheme} {token}".strip() if header.lower() == "authorization" else token
         base = anonymous_probe(endpoint)
         headers = tuple(sorted({**dict(base.headers), header: value}.items()))
-        probes.append(Probe(base.method, base.path, headers, base.body, None, False))
+        probes.append(Probe(base.method, base.path, headers, base.body, None, False, anonymous=True))
     return probes
 
 

@@ -21,15 +21,16 @@ def not_found_probe() -> Probe:
 
 
 def anonymous_probe(endpoint: str) -> Probe:
-    """An endpoint called with no credentials; state-changing methods get an empty JSON body.
+    """An endpoint called with no credentials (not even a credential header given in
+    `request_headers`: Probe.anonymous); state-changing methods get an empty JSON body.
 
     Redirects are not followed: a 302 to a login page is the answer we judge.
     """
     method = endpoint.partition(" ")[0]
     if method in BODY_METHODS:
         return Probe.endpoint(endpoint, {"Content-Type": "application/json"}, body=b"{}",
-                              follow_redirects=False)
-    return Probe.endpoint(endpoint, follow_redirects=False)
+                              follow_redirects=False, anonymous=True)
+    return Probe.endpoint(endpoint, follow_redirects=False, anonymous=True)
 
 
 def protected(settings: Settings) -> list[str]:

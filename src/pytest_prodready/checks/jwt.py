@@ -55,7 +55,7 @@ def _header_value(settings: Settings, token: str) -> tuple[str, str]:
 
 def token_probe(settings: Settings, endpoint: str, token: str) -> Probe:
     header, value = _header_value(settings, token)
-    return Probe.endpoint(endpoint, {header: value}, follow_redirects=False)
+    return Probe.endpoint(endpoint, {header: value}, follow_redirects=False, anonymous=True)
 
 
 def valid_probe(endpoint: str, after: str = "") -> Probe:

@@ -190,16 +190,34 @@ class Context:
 
         Raises CannotJudge when none did: scanning nothing must not read as a pass.
         """
-        usable = [ex for ex in self.exchanges if ex.status is not None and ex.status != 429]
-        if self.exchanges and not usable:
-            first = self.exchanges[0]
+        return self._usable(self.exchanges)
+
+    def answers(self, probes: Sequence[Probe]) -> list[Exchange]:
+        """The exchanges of `probes` that got a usable answer, for a judge that fails when
+        any one of them shows the defect (a served /.env among 25 paths, an echoed origin on
+        the GET or on the preflight). An unanswered probe does not hide what the others
+        show, and the judge still cannot pass without it (see responses()).
+
+        Raises CannotJudge when none got an answer.
+        """
+        fetched = self.target.fetch_many(probes)
+        for exchange in fetched:
+            if exchange not in self.exchanges:
+                self.exchanges.append(exchange)
+        return self._usable(fetched)
+
+    def _usable(self, exchanges: Sequence[Exchange]) -> list[Exchange]:
+        usable = [ex for ex in exchanges if ex.status is not None and ex.status != 429]
+        if exchanges and not usable:
+            first = exchanges[0]
             raise CannotJudge(f"no probe got an answer ({first.request_line}: "
                               f"{first.error or 'rate limited'})")
         # A scan of part of what it meant to look at may still find a defect, but may not
         # pass: passed() refuses while probes are missing (rate limited, not sent...). An
         # answer whose body broke off is judged for what it shows, but counts as missing:
         # what it did not show may have been in the part that never came.
-        self.missing = [ex for ex in self.exchanges if ex not in usable or ex.error]
+        self.missing += [ex for ex in exchanges
+                         if (ex not in usable or ex.error) and ex not in self.missing]
         return usable
 
     def _accept(self, exchange: Exchange, rate_limit_is_answer: bool) -> Exchange:

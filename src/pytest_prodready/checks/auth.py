@@ -78,7 +78,7 @@ def required(ctx: Context) -> None:
        severity="critical", subjects=protected, probes=token_probes, needs=("protected",),
        remediation="Validate the token's signature and format on every request; answer 401 when it fails.")
 def invalid_token_rejected(ctx: Context) -> None:
-    accepted = [ex for ex in ctx.fetch_all(token_probes(ctx.settings, ctx.subject)) if refusal(ex) is None]
+    accepted = [ex for ex in ctx.answers(token_probes(ctx.settings, ctx.subject)) if refusal(ex) is None]
     if accepted:
         ctx.fail(f"{ctx.subject} with a made-up token {verdict_problem(accepted[0])}", *accepted)
     ctx.passed(f"{ctx.subject} refuses malformed and unknown tokens")

@@ -59,7 +59,7 @@ def allows_credentials(ex: Exchange) -> bool:
 
 def granted(ctx: Context, origin: str) -> list[Exchange]:
     """The exchanges (GET and preflight) whose Access-Control-Allow-Origin grants `origin`."""
-    exchanges = ctx.fetch_all(origin_probes(cors_path(ctx.settings, ctx.subject), origin))
+    exchanges = ctx.answers(origin_probes(cors_path(ctx.settings, ctx.subject), origin))
     return [ex for ex in exchanges if allow_origin(ex) == origin]
 
 
@@ -69,7 +69,7 @@ def granted(ctx: Context, origin: str) -> list[Exchange]:
                    "nor answer '*' when the API has a list of origins.")
 def unknown_origin_rejected(ctx: Context) -> None:
     path = cors_path(ctx.settings, ctx.subject)
-    exchanges = ctx.fetch_all(origin_probes(path, UNKNOWN_ORIGIN))
+    exchanges = ctx.answers(origin_probes(path, UNKNOWN_ORIGIN))
     hits = [ex for ex in exchanges if allow_origin(ex) == UNKNOWN_ORIGIN]
     if hits:
         creds = " with credentials allowed" if any(allows_credentials(ex) for ex in hits) else ""
@@ -105,7 +105,7 @@ def null_origin_rejected(ctx: Context) -> None:
        remediation="Send Access-Control-Allow-Credentials only with an explicitly listed origin.")
 def no_wildcard_with_credentials(ctx: Context) -> None:
     path = cors_path(ctx.settings, ctx.subject)
-    exchanges = ctx.fetch_all(origin_probes(path, UNKNOWN_ORIGIN))
+    exchanges = ctx.answers(origin_probes(path, UNKNOWN_ORIGIN))
     bad = [ex for ex in exchanges
            if allows_credentials(ex) and allow_origin(ex) in ("*", UNKNOWN_ORIGIN)]
     if bad:

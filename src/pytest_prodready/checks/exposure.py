@@ -121,19 +121,26 @@ def same_as_baseline(ex: Exchange, baseline: Exchange) -> bool:
 
 
 def served(ctx: Context, surfaces: tuple[Surface, ...], paths: list[str]) -> list[tuple[str, Exchange]]:
-    """(description, exchange) for each path the target really serves."""
+    """(description, exchange) for each path the target really serves. A path that got no
+    answer (or a 429) hides nothing the others show; the check just cannot pass."""
     by_path = {s.path: s for s in surfaces}
-    baseline = ctx.fetch(not_found_probe())
+    baseline_probe = not_found_probe()
+    probes = {path: Probe.get(path, follow_redirects=False) for path in paths}
+    usable = ctx.answers([baseline_probe, *probes.values()])
+    answered = {id(ex) for ex in usable}
+    baseline = ctx.target.fetch(baseline_probe)
     hits = []
-    for path in paths:
-        ex = ctx.fetch(Probe.get(path, follow_redirects=False))
-        if not ex.ok or not ex.body:
+    for path, probe in probes.items():
+        ex = ctx.target.fetch(probe)
+        if id(ex) not in answered or not ex.ok or not ex.body:
             continue
         surface = by_path.get(path)
         if surface is not None:
             if surface.looks_like(ex.body):
                 hits.append((f"{path} ({surface.what})", ex))
-        elif not same_as_baseline(ex, baseline):
+        elif id(baseline) in answered and not same_as_baseline(ex, baseline):
+            # (without the baseline an unknown path's answer cannot be told from it; the
+            # baseline is then missing, and the check cannot pass)
             hits.append((f"{path} (answers {ex.status}, unlike an unknown path)", ex))
     return hits
 

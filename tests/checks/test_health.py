@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask, Response
@@ -179,3 +181,67 @@ def test_version_exposed_cannot_judge_where_the_answer_was_unusable(
         result = run_check("health.version_exposed", target_for(url, retries=0))
     assert result.outcome == "error", result.message
     assert result.message.startswith("cannot judge: no version found, but GET /version got no usable answer")
+
+
+# -- real health documents (found trying the checks on what services really publish) -------
+IETF_FAILING = {"status": "pass", "version": "1", "releaseId": "1.4.2",
+                "checks": {"postgres:responseTime": [{"componentType": "datastore", "status": "pass"}],
+                           "redis:connections": [{"componentId": "a", "status": "pass"},
+                                                 {"componentId": "b", "status": "fail"}]}}
+
+
+@pytest.fixture(scope="module")
+def documents() -> Iterator[str]:
+    """A service publishing the health and version documents of real formats."""
+    flask_app = Flask("documents")
+    bodies: dict[str, tuple[int, Any]] = {
+        "/health/ietf-fail": (200, IETF_FAILING),
+        "/health/ietf-ok": (200, {**IETF_FAILING, "checks": {"redis:connections": [
+            {"componentId": "a", "status": "pass"}, {"componentId": "b", "status": "warn"}]}}),
+        "/health/flag": (200, {"healthy": False}),
+        "/v/flag": (200, {"build": True}),
+        "/v/real": (200, {"version": "1.4.2"}),
+    }
+
+    @flask_app.get("/<path:path>")
+    def serve(path: str) -> Response:
+        if f"/{path}" == "/v/limited":
+            return Response("slow down", 429, {"Retry-After": "0"})
+        status, body = bodies.get(f"/{path}", (404, {"error": "not found"}))
+        return Response(json.dumps(body), status, mimetype="application/json")
+
+    with serve_app(flask_app) as url:
+        yield url
+
+
+def test_a_failing_check_in_an_ietf_health_document_fails(
+        documents: str, target_for: Callable[..., Target]) -> None:
+    """draft-inadarei-api-health-check: a top-level "pass" with one failing check inside
+    the lists of `checks` is unhealthy; "warn" is healthy with a concern."""
+    target = target_for(documents, health=["/health/ietf-fail", "/health/ietf-ok"])
+    failed = run_check("health.endpoint_ok", target, "/health/ietf-fail")
+    assert failed.outcome == "failed"
+    assert failed.message == "/health/ietf-fail reports unhealthy: checks.redis:connections[1]=fail"
+    assert run_check("health.endpoint_ok", target, "/health/ietf-ok").outcome == "passed"
+
+
+def test_an_unhealthy_flag_is_named_by_its_key(documents: str, target_for: Callable[..., Target]) -> None:
+    result = run_check("health.endpoint_ok", target_for(documents, health=["/health/flag"]), "/health/flag")
+    assert result.outcome == "failed" and result.message.endswith("reports unhealthy: healthy=False")
+
+
+def test_a_boolean_is_no_version(documents: str, target_for: Callable[..., Target]) -> None:
+    result = run_check("health.version_exposed", target_for(documents, version_paths=["/v/flag"]))
+    assert result.outcome == "failed", result.message
+
+
+def test_a_version_found_is_a_pass_though_another_path_went_unanswered(
+        documents: str, target_for: Callable[..., Target]) -> None:
+    target = target_for(documents, retries=0, version_paths=["/v/limited", "/v/real"])
+    result = run_check("health.version_exposed", target)
+    assert result.outcome == "passed", result.message
+    assert result.message == "GET /v/real publishes version=1.4.2"
+    # and with nothing found, the unanswered path is no "not found"
+    nothing = run_check("health.version_exposed", target_for(documents, retries=0,
+                                                             version_paths=["/v/limited", "/v/flag"]))
+    assert nothing.outcome == "error", nothing.message

@@ -34,24 +34,30 @@ def _status_word(value: Any) -> str | None:
 
 
 def unhealthy_parts(document: Any, where: str = "") -> list[str]:
-    """Every place in a health document that reports a non-healthy status."""
+    """Every place in a health document that reports a non-healthy status: its own status
+    keys, and its components, as a table (Spring Boot's `components`), a list, or a table
+    of lists (the IETF health-check draft's `"checks": {"db:responseTime": [{...}]}`)."""
     problems: list[str] = []
     if not isinstance(document, dict):
         return problems
     for key in STATUS_KEYS:
         word = _status_word(document.get(key))
         if word is not None and word in UNHEALTHY:
-            problems.append(f"{where or 'status'}={document[key]}")
+            # a component's 'status' is named by the component; any other key by itself
+            label = key if not where else where if key == "status" else f"{where}.{key}"
+            problems.append(f"{label}={document[key]}")
     for key in COMPONENT_KEYS:
         parts = document.get(key)
         items = (parts.items() if isinstance(parts, dict)
                  else enumerate(parts) if isinstance(parts, list) else ())
         for name, part in items:
-            label = part.get("name", name) if isinstance(part, dict) else name
-            if isinstance(part, dict):
-                problems += unhealthy_parts(part, f"{key}.{label}")
-            elif (word := _status_word(part)) is not None and word in UNHEALTHY:
-                problems.append(f"{key}.{label}={part}")
+            for n, item in enumerate(part if isinstance(part, list) else [part]):
+                named = item.get("name", name) if isinstance(item, dict) else name
+                label = f"{named}[{n}]" if isinstance(part, list) and len(part) > 1 else str(named)
+                if isinstance(item, dict):
+                    problems += unhealthy_parts(item, f"{key}.{label}")
+                elif (word := _status_word(item)) is not None and word in UNHEALTHY:
+                    problems.append(f"{key}.{label}={item}")
     return problems
 
 
@@ -96,7 +102,9 @@ def version_in(ex: Exchange) -> str | None:
     if isinstance(document, dict):
         for scope in (document, *(v for v in document.values() if isinstance(v, dict))):
             for key, value in scope.items():
-                if key.lower() in VERSION_KEYS and isinstance(value, (str, int, float)) and str(value):
+                # (a boolean is no version: {"build": true} says nothing about what is deployed)
+                if (key.lower() in VERSION_KEYS and isinstance(value, (str, int, float))
+                        and not isinstance(value, bool) and str(value).strip()):
                     return f"{key}={value}"
         return None
     if ex.text[:200].lstrip().startswith("<"):
@@ -115,7 +123,9 @@ def version_exposed(ctx: Context) -> None:
     for ex in ctx.responses():
         found = version_in(ex)
         if found:
-            ctx.passed(f"{ex.where} publishes {found}")
+            # One endpoint that publishes the version is the whole answer: the paths that
+            # went unanswered cannot take it back.
+            ctx.passed(f"{ex.where} publishes {found}", complete=False)
             return
     # The version may live exactly where we got no answer, a broken body or a server error:
     # no false "not found".

@@ -141,6 +141,17 @@ def test_check_a_good_url_without_config(tmp_path: Path, good_app: Served) -> No
     assert list(tmp_path.iterdir()) == []  # nothing left behind in the caller's directory
 
 
+def test_check_where_nothing_applies_says_nothing_was_judged(tmp_path: Path, good_app: Served) -> None:
+    """Without a config there are no protected endpoints: the auth checks all skip, and the
+    closing line says nothing was judged instead of READY (the exit code stays 0: no blocker)."""
+    done = prodready("check", f"{good_app.url}/api/agents", "--only", "auth", cwd=tmp_path)
+    assert done.returncode == 0, shown(done)
+    assert re.search(r"^prodready check: nothing judged: 2 skipped in [\d.]+s\. No check applied "
+                     r"to this target as configured: add -- -rs", done.stdout, re.MULTILINE), done.stdout
+    rs = prodready("check", f"{good_app.url}/api/agents", "--only", "auth", "--", "-rs", cwd=tmp_path)
+    assert "not configured: set protected" in rs.stdout
+
+
 def test_check_a_defective_url_fails(tmp_path: Path, webapp: Callable[..., Served]) -> None:
     served = webapp("cors_reflect")
     done = prodready("check", f"{served.url}/api/agents", "--only", "cors", cwd=tmp_path)

@@ -538,6 +538,11 @@ def cmd_check(args: argparse.Namespace, passthrough: list[str]) -> int:
         verdict = "READY" if result == EXIT_READY else "NOT READY"
         hint = "" if args.verbose or not watcher.counts["failed"] else \
             " Each blocker above says what to fix; -v shows the requests and responses behind it."
+        if result == EXIT_READY and not watcher.counts["passed"] and not watcher.counts["failed"]:
+            # READY would read as "checked and fine": nothing was, and saying so is the answer.
+            verdict = "nothing judged"
+            hint = (" No check applied to this target as configured: add -- -rs to see each "
+                    "skip's reason (e.g. 'set protected': give the endpoints with --config).")
         print(f"prodready check: {verdict}: {watcher.summary()} in {elapsed:.1f}s.{hint}")
     return result
 

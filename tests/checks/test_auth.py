@@ -218,3 +218,46 @@ def test_a_gate_header_of_another_name_still_reaches_the_anonymous_probe(app: Ca
     with closing(with_request_header(served, "X-Gate", "gate-secret-value")) as target:
         assert run_check("auth.required", target, AGENTS).outcome == "passed"
     assert [s.headers.get("X-Gate") for s in served.log if s.path == "/api/agents"][-1] == "gate-secret-value"
+
+
+# -- what counts as a redirect to a login page ----------------------------------------------
+LOGIN_PAGES = {  # where real frameworks send an anonymous caller
+    "django": "/accounts/login/?next=/api/agents",
+    "devise": "/users/sign_in",
+    "aspnet": "/Account/Login?ReturnUrl=%2Fapi%2Fagents",
+    "wordpress": "/wp-login.php?redirect_to=x",
+    "keycloak": "https://sso.example.com/realms/app/protocol/openid-connect/auth?client_id=app",
+    "azure": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize?client_id=x",
+}
+NOT_LOGIN_PAGES = {"authors": "/authors", "blog": "/blog/logins-explained", "home": "/"}
+
+
+@pytest.fixture(scope="module")
+def redirector() -> Iterator[str]:
+    """A service whose /api/<name> answers an anonymous caller with a 302 to a given page."""
+    flask_app = Flask("redirector")
+
+    @flask_app.route("/api/<name>")
+    def api(name: str) -> Response:
+        return Response("", 302, {"Location": {**LOGIN_PAGES, **NOT_LOGIN_PAGES}[name]})
+
+    with serve_app(flask_app) as url:
+        yield url
+
+
+@pytest.mark.parametrize("name", LOGIN_PAGES)
+def test_required_knows_the_login_pages_of_real_frameworks(
+        redirector: str, target_for: Callable[..., Target], name: str) -> None:
+    result = run_check("auth.required", target_for(redirector), f"GET /api/{name}")
+    assert result.outcome == "passed", result.message
+    assert result.message.endswith("(302 redirect to the login page)")
+
+
+@pytest.mark.parametrize("name", NOT_LOGIN_PAGES)
+def test_a_word_inside_a_path_word_is_no_login_page(
+        redirector: str, target_for: Callable[..., Target], name: str) -> None:
+    """'/authors' has 'auth' in it and '/blog/logins-explained' has 'login': neither is a
+    login page, so an open endpoint redirecting there fails."""
+    result = run_check("auth.required", target_for(redirector), f"GET /api/{name}")
+    assert result.outcome == "failed", result.message
+    assert result.message.endswith("answered 302 (expected 401/403)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 from urllib.parse import urlsplit
 
 from pytest_prodready.checking import Context, check
@@ -12,7 +14,13 @@ from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
 REFUSED = frozenset({401, 403})
-LOGIN_HINTS = ("login", "signin", "sign-in", "sign_in", "auth", "sso", "oauth")
+# Words of a login page's path, matched as whole words of a path segment: '/accounts/login/'
+# (Django), '/users/sign_in' (Devise), '/Account/Login' (ASP.NET), '/wp-login.php',
+# '/signin-oidc', Keycloak's '/protocol/openid-connect/auth', '/oauth2/authorize', '/sso/...'.
+# A substring would take '/authors' or '/blog/logins-explained' for a login page: a false pass.
+LOGIN_WORDS = frozenset({"login", "logon", "signin", "auth", "authorize", "authenticate", "oauth",
+                         "oauth2", "sso", "saml", "saml2", "cas", "openid", "oidc"})
+LOGIN_PHRASES = frozenset({("sign", "in"), ("log", "in")})
 GARBAGE_TOKEN = "prodready-invalid-token"
 
 
@@ -28,11 +36,24 @@ def refusal(ex: Exchange) -> str | None:
     """How the response refuses the caller, or None when it does not."""
     if ex.status in REFUSED:
         return str(ex.status)
-    location = ex.header("Location") or ""
-    if ex.status in (301, 302, 303, 307, 308) and any(h in urlsplit(location).path.lower()
-                                                      for h in LOGIN_HINTS):
+    if to_login(ex):
         return f"{ex.status} redirect to the login page"
     return None
+
+
+def to_login(ex: Exchange) -> bool:
+    """True when the response redirects to a login page (how web apps refuse)."""
+    location = urlsplit(ex.header("Location") or "").path
+    return ex.status in (301, 302, 303, 307, 308) and is_login_path(location)
+
+
+def is_login_path(path: str) -> bool:
+    """True when a path names a login page (see LOGIN_WORDS)."""
+    for segment in path.lower().split("/"):
+        words = [w for w in re.split(r"[-_.]", segment) if w]
+        if LOGIN_WORDS & set(words) or LOGIN_PHRASES & set(itertools.pairwise(words)):
+            return True
+    return False
 
 
 def verdict_problem(ex: Exchange) -> str:

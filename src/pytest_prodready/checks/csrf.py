@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pytest_prodready import schema
 from pytest_prodready.checking import Context, check
-from pytest_prodready.checks.auth import LOGIN_HINTS
+from pytest_prodready.checks.auth import to_login
 from pytest_prodready.checks.cookies import parse_set_cookie
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
@@ -68,11 +68,6 @@ def _cross_site_probes(settings: Settings, endpoint: str) -> list[Probe]:
     return [cross_site_probe(settings, endpoint)] if may_send(settings, endpoint) else []
 
 
-def _to_login(ex: Exchange) -> bool:
-    location = urlsplit(ex.header("Location") or "").path.lower()
-    return ex.status in REDIRECTS and any(h in location for h in LOGIN_HINTS)
-
-
 @check("csrf.cross_site_post_rejected",
        title="a cookie-authenticated state change from a foreign Origin, without a token, is refused",
        severity="high", subjects=lambda s: list(s.get("csrf.endpoints") or ()),
@@ -87,7 +82,7 @@ def cross_site_post_rejected(ctx: Context) -> None:
     ex = ctx.fetch(cross_site_probe(ctx.settings, endpoint))
     status = ex.status or 0
     origin = dict(ex.request_headers).get("Origin", FOREIGN_ORIGIN)
-    if status == 401 or _to_login(ex):
+    if status == 401 or to_login(ex):
         raise CannotJudge(f"{endpoint} refused {name}'s session cookie itself ({status}): is it "
                           "still valid? A CSRF refusal cannot be told from a logged-out one")
     if status in (404, 405):
@@ -129,7 +124,7 @@ def accepted(ex: Exchange) -> bool:
         return True
     if status in REDIRECTS:
         location = (ex.header("Location") or "").lower()
-        return "error" not in location and not _to_login(ex)
+        return "error" not in location and not to_login(ex)
     return False
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pytest_prodready import openapi, schema
 from pytest_prodready.checking import Context, check
-from pytest_prodready.checks.auth import LOGIN_HINTS
+from pytest_prodready.checks.auth import to_login
 from pytest_prodready.checks.common import anonymous_probe
 from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
@@ -76,8 +76,7 @@ def load(ctx: Context, source: str) -> dict[str, Any]:
 def refused_how(ex: Exchange, refused: frozenset[int]) -> str | None:
     if ex.status in refused:
         return str(ex.status)
-    location = urlsplit(ex.header("Location") or "").path.lower()
-    if ex.status in (301, 302, 303, 307, 308) and any(h in location for h in LOGIN_HINTS):
+    if to_login(ex):
         return f"{ex.status} to login"
     return None
 

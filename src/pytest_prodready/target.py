@@ -742,6 +742,12 @@ class Target:
         return (name in SECRET_HEADERS or name == custom or name in extra
                 or name in family.secret_headers())
 
+    def origin_headers(self, own: dict[str, str], *, anonymous: bool) -> dict[str, str]:
+        """The configured `request_headers` (a staging gate's key...) for a request this
+        client does not send itself to the base URL's origin (a WebSocket handshake), with
+        `own` on top; on an anonymous one, never the credential header."""
+        return {**self._request_headers(destination(self.base_url), own, anonymous=anonymous), **own}
+
     def _request_headers(self, dest: Destination, *own: dict[str, str],
                          anonymous: bool = False) -> dict[str, str]:
         """`request_headers` from config (each value from its env var, a secret), for a

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from typing import Any
 
 import pytest
@@ -29,17 +30,28 @@ def starlette_url() -> Iterator[str]:
 def bare_ws() -> Iterator[str]:
     """A plain `websockets` server that refuses the handshake (401) without alice's token
     on /secure, and serves anyone on /open."""
+    with serve_ws(None, "welcome") as url:
+        yield url
+
+
+@contextmanager
+def serve_ws(gate_key: str | None, welcome: str) -> Iterator[str]:
+    """A `websockets` server on loopback: behind a gate when `gate_key` is given (403 to a
+    handshake without that X-Gate), then 401 on /secure without alice's token; whoever gets
+    in is greeted with `welcome`."""
     from websockets.http11 import Request, Response
     from websockets.sync.server import ServerConnection, serve
 
     def gate(conn: ServerConnection, request: Request) -> Response | None:
+        if gate_key is not None and request.headers.get("X-Gate") != gate_key:
+            return conn.respond(403, "the staging gate\n")
         if request.path.startswith("/secure") and \
                 request.headers.get("Authorization") != f"Bearer {ALICE_TOKEN}":
             return conn.respond(401, "unauthorized\n")
         return None
 
     def handler(conn: ServerConnection) -> None:
-        conn.send("welcome")
+        conn.send(welcome)
 
     with serve(handler, "127.0.0.1", 0, process_request=gate) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -172,3 +184,41 @@ wait_s = 0.5
              json.dumps(report), (pytester.path / "r.html").read_text()]
     assert "< opened and sent 'hello, whoever you are'" in texts[0]
     assert all(ALICE_TOKEN not in text for text in texts)
+
+
+# -- a staging gate in front of the endpoints (request_headers) -----------------------------
+GATE_KEY = "gate-key-7f3a9c"
+
+
+@pytest.fixture(scope="module")
+def gated_ws() -> Iterator[str]:
+    """The same server behind a staging gate: 403 to any handshake without X-Gate."""
+    with serve_ws(GATE_KEY, "welcome past the gate") as url:
+        yield url
+
+
+def gated_target(url: str, path: str, **headers: str) -> Target:
+    """request_headers from names to values (as their env vars would give them)."""
+    values = {**DEFAULTS, "base_url": url, "websocket": {"wait_s": 0.5, "paths": [path]},
+              "request_headers": [{"name": n, "value_env": f"H{i}"} for i, n in enumerate(headers)]}
+    secrets = {f"request_headers[{i}].value_env": v for i, v in enumerate(headers.values())}
+    return Target(Settings(values=values, secrets=secrets, sources={}))
+
+
+def test_the_gate_header_reaches_every_handshake_so_an_open_endpoint_behind_it_fails(gated_ws: str) -> None:
+    """Without the gate's header every handshake meets the gate's 403, which would read as
+    the endpoint refusing: a pass for an endpoint anyone past the gate may open."""
+    with closing(gated_target(gated_ws, "/open", **{"X-Gate": GATE_KEY})) as target:
+        result = run_check(CHECK, target, "/open")
+    assert result.outcome == "failed", result.message
+    assert "accepted a WebSocket without credentials (opened and sent 'welcome past the gate')" \
+        in result.message
+    assert GATE_KEY not in result.detail and "> X-Gate: ****" in result.detail
+
+
+def test_a_credential_request_header_is_not_on_the_anonymous_handshakes(gated_ws: str) -> None:
+    with closing(gated_target(gated_ws, "/secure", **{"X-Gate": GATE_KEY,
+                                           "Authorization": f"Bearer {ALICE_TOKEN}"})) as target:
+        result = run_check(CHECK, target, "/secure")
+    assert result.outcome == "passed", result.message
+    assert "without credentials: handshake refused (401)" in result.message

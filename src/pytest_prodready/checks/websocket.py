@@ -148,8 +148,12 @@ def auth_required(ctx: Context) -> None:
     wait_s = float(ctx.settings.get("websocket.wait_s") or DEFAULT_WAIT_S)
     ca_bundle = ctx.settings.get("tls.ca_bundle")
 
-    def run(how: str, url: str, headers: dict[str, str]) -> WsAttempt:
+    def run(how: str, url: str, headers: dict[str, str], *, anonymous: bool = True) -> WsAttempt:
         target.guard(host)
+        # A staging gate's header goes on every handshake (without it each one would only
+        # meet the gate, and its refusal would read as the endpoint's); the credential
+        # header given in request_headers never on the anonymous and forged ones.
+        headers = target.origin_headers(headers, anonymous=anonymous)
         made = attempt(url, headers, how, masker=target.masker, timeout=target.timeout,
                        wait_s=wait_s, ca_bundle=str(ca_bundle) if ca_bundle else None)
         ctx.add_fact(made)
@@ -163,7 +167,7 @@ def auth_required(ctx: Context) -> None:
             raise CannotJudge(f"identity {who!r} has no credential set")
         ensure_credential(target, person)
         control = run(f"as {who} (the positive control)", ws_url(target.base_url, path),
-                      target.credential_headers(person.credential))
+                      target.credential_headers(person.credential), anonymous=False)
     forged = [run(how, url, headers) for how, url, headers in _forged(path, target.base_url)]
     broken = [a for a in forged if a.outcome == "error"]
     if broken:

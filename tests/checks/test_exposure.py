@@ -237,3 +237,29 @@ def test_secrets_in_responses_private_key_material_is_masked(
     assert "-----BEGIN PRIVATE KEY-----" in result.detail
     for output in (result.detail, json.dumps(result.evidence())):
         assert PRIVATE_KEY_BODY not in output
+
+
+@pytest.fixture(scope="module")
+def metrics_elsewhere() -> Iterator[str]:
+    """Public Prometheus metrics at /internal/metrics (not at /metrics)."""
+    flask_app = Flask("metrics_elsewhere")
+
+    @flask_app.route("/internal/metrics")
+    def metrics() -> Response:
+        return Response("# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\n"
+                        "http_requests_total 3\n", mimetype="text/plain")
+
+    with serve_app(flask_app) as url:
+        yield url
+
+
+def test_admin_surfaces_look_at_the_configured_metrics_path(
+        metrics_elsewhere: str, target_for: Callable[..., Target]) -> None:
+    """The team said where its metrics live: public there is the same finding as at /metrics,
+    and exposure.allow still makes it intended."""
+    configured = {"metrics": {"path": "/internal/metrics"}}
+    result = run_check("exposure.admin_surfaces", target_for(metrics_elsewhere, **configured))
+    assert result.outcome == "failed", result.message
+    assert "/internal/metrics (Prometheus metrics)" in result.message
+    allowed = target_for(metrics_elsewhere, **configured, exposure={"allow": ["/internal/metrics"]})
+    assert run_check("exposure.admin_surfaces", allowed).outcome == "passed"

@@ -98,6 +98,17 @@ ADMIN: tuple[Surface, ...] = (
     Surface("/phpmyadmin/", "phpMyAdmin", html_match(r"phpMyAdmin")),
 )
 
+def admin_surfaces_of(settings: Settings) -> tuple[Surface, ...]:
+    """The admin surfaces to look at: the known ones, and the configured metrics.path when
+    it lives elsewhere (judged like /metrics), minus what exposure.allow lists."""
+    surfaces = ADMIN
+    metrics_path = settings.get("metrics.path")
+    if metrics_path and metrics_path not in {s.path for s in ADMIN}:
+        surfaces = (*ADMIN, Surface(str(metrics_path), "Prometheus metrics", ADMIN[0].looks_like))
+    allowed = set(settings.get("exposure.allow", []))
+    return tuple(s for s in surfaces if s.path not in allowed)
+
+
 def _extra(settings: Settings) -> list[str]:
     return list(settings.get("exposure.extra_paths", []))
 
@@ -108,8 +119,7 @@ def _sensitive_probes(settings: Settings, subject: str) -> list[Probe]:
 
 
 def _admin_probes(settings: Settings, _subject: str) -> list[Probe]:
-    allowed = set(settings.get("exposure.allow", []))
-    return [Probe.get(s.path, follow_redirects=False) for s in ADMIN if s.path not in allowed]
+    return [Probe.get(s.path, follow_redirects=False) for s in admin_surfaces_of(settings)]
 
 
 def same_as_baseline(ex: Exchange, baseline: Exchange) -> bool:
@@ -167,9 +177,9 @@ def sensitive_paths(ctx: Context) -> None:
        remediation="Put these behind authentication or an internal network; list intended "
                    "public ones in exposure.allow.")
 def admin_surfaces(ctx: Context) -> None:
-    allowed = set(ctx.settings.get("exposure.allow", []))
-    paths = [s.path for s in ADMIN if s.path not in allowed]
-    hits = served(ctx, ADMIN, paths)
+    surfaces = admin_surfaces_of(ctx.settings)
+    paths = [s.path for s in surfaces]
+    hits = served(ctx, surfaces, paths)
     if hits:
         ctx.fail("public without authentication: " + "; ".join(what for what, _ in hits)
                  + " (allow intended ones with exposure.allow)", *(ex for _, ex in hits))

@@ -369,12 +369,14 @@ class Target:
 
     @classmethod
     def from_url(cls, base_url: str, **values: Any) -> Target:
-        """A target for scripts and one-off checks, with the default safety settings."""
+        """A target for scripts and one-off checks, with the default safety settings.
+
+        `values` are config keys, checked and normalised like a config file's (a bare
+        path becomes 'GET /path', a bad value raises ConfigError naming the key)."""
         from pytest_prodready import schema
 
-        settings = Settings(values={**defaults(), **values, "base_url": schema.url(base_url, "base_url")},
-                            secrets={}, sources={})
-        return cls(settings)
+        checked = schema.validate_table({**values, "base_url": base_url})
+        return cls(Settings(values={**defaults(), **checked}, secrets={}, sources={}))
 
     # -- configuration -------------------------------------------------------------------
     @property
@@ -543,9 +545,12 @@ class Target:
             return self._plans[key][1]
 
     def scoped(self, **values: Any) -> Target:
-        """This target with some settings overridden, sharing its session, cache and budget."""
+        """This target with some settings overridden, sharing its session, cache and budget.
+        The overrides are checked and normalised like a config file's keys (from_url)."""
+        from pytest_prodready import schema
+
         view = copy.copy(self)
-        view.settings = self.settings.with_values(**values)
+        view.settings = self.settings.with_values(**schema.validate_table(values))
         return view
 
     def guard(self, host: str) -> None:

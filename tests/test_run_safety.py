@@ -544,13 +544,13 @@ def test_self_signed_target_is_judged(
 def test_self_signed_target_gets_no_credential(
         self_signed_run: tuple[pytest.RunResult, dict[str, Any], dt.App]) -> None:
     _, report, app = self_signed_run
-    sent_auth = [(s.method, s.path) for s in app.log
-                 if any(k.lower() == "authorization" for k in s.headers)]
-    assert sent_auth == []
+    # Only made-up tokens went over the unverified connection (auth.invalid_token_rejected's
+    # probes carry no secret of the run), never the configured one.
+    sent_auth = {s.headers.get("Authorization") for s in app.log if "Authorization" in s.headers}
+    assert sent_auth and all(v.startswith(("Bearer prodready-invalid-token", "Bearer ey")) for v in sent_auth)
     assert not any(VALID_TOKEN in json.dumps(s.headers) for s in app.log)
     (invalid_token,) = records(report, "auth.invalid_token_rejected")
-    assert invalid_token["outcome"] == "error", invalid_token
-    assert "certificate does not verify" in invalid_token["message"], invalid_token["message"]
+    assert invalid_token["outcome"] in ("passed", "failed"), invalid_token
     (custom,) = [r for r in records(report) if r["id"].endswith("test_credentialed_fetch")]
     assert custom["outcome"] == "passed", custom
 

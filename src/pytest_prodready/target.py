@@ -78,10 +78,11 @@ class Probe:
     # being rate-limited; the check is measuring the limiter). Sent like any other probe.
     expect_refusal: bool = False
     # The request's point is to carry none of the run's credentials (an anonymous call, or a
-    # forged token in place of the real one): a configured request header named like the
+    # made-up token in place of the real one): a configured request header named like the
     # credential header (`auth.header`, default Authorization) is not sent with it. A team
     # that passes its API credential as `--header "Authorization: ..."` gets it on every
-    # other request, and auth.required still asks what an anonymous caller gets.
+    # other request, and auth.required still asks what an anonymous caller gets. The
+    # probe's own headers are made up, not secrets: they may go over unverified TLS.
     anonymous: bool = False
 
     def __repr__(self) -> str:
@@ -691,7 +692,7 @@ class Target:
 
     def _send(self, probe: Probe, url: str) -> Exchange:
         """The probe and the redirects it follows, within one deadline."""
-        headers = dict(probe.headers)
+        headers = own = dict(probe.headers)
         secret_headers = self.credential_headers(probe.credential) if probe.credential else {}
         method, body = probe.method, probe.body
         redirects: list[tuple[int, str]] = []
@@ -707,7 +708,8 @@ class Target:
             exchange, location = self._send_one(method, dest.url, sent, body, until,
                                                 retrying=not (probe.once or probe.expect_refusal),
                                                 credentialed=bool(secret_headers) or any(
-                                                    self._carries_secret(k) for k in headers))
+                                                    self._carries_secret(k) for k in headers
+                                                    if not (probe.anonymous and k in own)))
             exchange = _replace(exchange, redirects=tuple(redirects), hops=tuple(hops))
             if location is None or not probe.follow_redirects or exchange.status is None:
                 return exchange

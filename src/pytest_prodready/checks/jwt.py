@@ -55,7 +55,9 @@ def _header_value(settings: Settings, token: str) -> tuple[str, str]:
 
 def token_probe(settings: Settings, endpoint: str, token: str) -> Probe:
     header, value = _header_value(settings, token)
-    return Probe.endpoint(endpoint, {header: value}, follow_redirects=False, anonymous=True)
+    # Not anonymous: a forgery may be derived from the real token (its claims, a cracked
+    # weak secret), so it is treated as a credential (never over unverified TLS).
+    return Probe.endpoint(endpoint, {header: value}, follow_redirects=False)
 
 
 def valid_probe(endpoint: str, after: str = "") -> Probe:

@@ -681,3 +681,14 @@ def test_a_shared_exchange_is_shown_once_in_the_terminal(pytester: pytest.Pytest
     report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
     failed = [c for c in report["checks"] if c["outcome"] == "failed"]
     assert len(failed) >= 3 and all(c["evidence"] for c in failed)
+
+
+def test_verbose_lines_show_the_node_id_users_select_with(
+        pytester: pytest.Pytester, webapp: Webapp, webapp_env: None) -> None:
+    """`pytest -v` prints each check by the id -k, --lf and the reports use (the check id's
+    dot kept, not turned into '::'), and a failure's section is headed by it."""
+    write_config(pytester, webapp(*LOW_ONLY).url)
+    result = pytester.runpytest("--prodready", "-v", "--prodready-only", "headers")
+    result.stdout.fnmatch_lines(["prodready::headers.no_version_disclosure FAILED*",
+                                 "*_ prodready headers.no_version_disclosure _*"])
+    assert "prodready::headers::" not in result.stdout.str()

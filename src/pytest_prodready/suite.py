@@ -102,7 +102,10 @@ class CheckItem(pytest.Item):
         return text
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{SUITE_NAME}::{self.name}"
+        # The headline of a failure section. Not the tail of the node id: pytest would then
+        # print `pytest -v` lines with the id's dot as '::' (prodready::auth::required),
+        # which is not the id -k, --lf and the reports use (prodready::auth.required).
+        return self.path, None, f"{SUITE_NAME} {self.name}"
 
 
 def build_suite(session: pytest.Session, runtime: Runtime) -> list[pytest.Item]:

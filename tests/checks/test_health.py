@@ -199,6 +199,7 @@ def documents() -> Iterator[str]:
         "/health/ietf-ok": (200, {**IETF_FAILING, "checks": {"redis:connections": [
             {"componentId": "a", "status": "pass"}, {"componentId": "b", "status": "warn"}]}}),
         "/health/flag": (200, {"healthy": False}),
+        "/health/grpc": (200, {"status": "NOT_SERVING"}),
         "/v/flag": (200, {"build": True}),
         "/v/real": (200, {"version": "1.4.2"}),
     }
@@ -245,3 +246,9 @@ def test_a_version_found_is_a_pass_though_another_path_went_unanswered(
     nothing = run_check("health.version_exposed", target_for(documents, retries=0,
                                                              version_paths=["/v/limited", "/v/flag"]))
     assert nothing.outcome == "error", nothing.message
+
+
+def test_grpc_not_serving_is_unhealthy(documents: str, target_for: Callable[..., Target]) -> None:
+    """grpc.health.v1's NOT_SERVING, as grpc-gateway renders HealthCheckResponse in JSON."""
+    result = run_check("health.endpoint_ok", target_for(documents, health=["/health/grpc"]), "/health/grpc")
+    assert result.outcome == "failed" and result.message.endswith("reports unhealthy: status=NOT_SERVING")

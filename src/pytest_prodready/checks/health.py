@@ -14,10 +14,12 @@ from pytest_prodready.exceptions import CannotJudge
 from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
-HEALTHY = frozenset({"ok", "healthy", "up", "pass", "passing", "green", "available", "ready",
-                     "success", "running", "true"})
+# Only a reported problem fails: health documents use many words for "fine" (ok, up, pass,
+# serving, green...), and an unknown one is not evidence of a failure.
 UNHEALTHY = frozenset({"down", "fail", "failed", "failing", "error", "unhealthy", "critical", "red",
-                       "unavailable", "degraded", "false", "outofservice", "out_of_service"})
+                       "unavailable", "degraded", "false", "outofservice", "out_of_service",
+                       # gRPC health checking's NOT_SERVING (as grpc-gateway renders it in JSON)
+                       "not_serving", "notserving"})
 STATUS_KEYS = ("status", "health", "state", "healthy")
 COMPONENT_KEYS = ("checks", "components", "details", "dependencies", "services")
 VERSION_KEYS = frozenset({"version", "commit", "sha", "git_sha", "gitsha", "build", "release",

@@ -35,12 +35,14 @@ def bare_ws() -> Iterator[str]:
 
 
 @contextmanager
-def serve_ws(gate_key: str | None, welcome: str) -> Iterator[str]:
+def serve_ws(gate_key: str | None, welcome: str, *, tls: bool = False) -> Iterator[str]:
     """A `websockets` server on loopback: behind a gate when `gate_key` is given (403 to a
     handshake without that X-Gate), then 401 on /secure without alice's token; whoever gets
-    in is greeted with `welcome`."""
+    in is greeted with `welcome`. `tls`: over TLS with a self-signed certificate."""
     from websockets.http11 import Request, Response
     from websockets.sync.server import ServerConnection, serve
+
+    from tests.targets.downtargets import tls_context
 
     def gate(conn: ServerConnection, request: Request) -> Response | None:
         if gate_key is not None and request.headers.get("X-Gate") != gate_key:
@@ -53,10 +55,10 @@ def serve_ws(gate_key: str | None, welcome: str) -> Iterator[str]:
     def handler(conn: ServerConnection) -> None:
         conn.send(welcome)
 
-    with serve(handler, "127.0.0.1", 0, process_request=gate) as server:
+    with serve(handler, "127.0.0.1", 0, process_request=gate, ssl=tls_context() if tls else None) as server:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        yield f"http://127.0.0.1:{server.socket.getsockname()[1]}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.socket.getsockname()[1]}"
         server.shutdown()
         thread.join(5)
 
@@ -222,3 +224,29 @@ def test_a_credential_request_header_is_not_on_the_anonymous_handshakes(gated_ws
         result = run_check(CHECK, target, "/secure")
     assert result.outcome == "passed", result.message
     assert "without credentials: handshake refused (401)" in result.message
+
+
+# -- a self-signed certificate (the common staging set-up) ------------------------------------
+@pytest.fixture(scope="module")
+def self_signed_ws() -> Iterator[str]:
+    with serve_ws(None, "welcome over self-signed TLS", tls=True) as url:
+        yield url
+
+
+@pytest.mark.parametrize(("path", "outcome"), [("/open", "failed"), ("/secure", "passed")])
+def test_a_self_signed_endpoint_is_judged_without_verification(
+        self_signed_ws: str, path: str, outcome: str) -> None:
+    """Handshakes that carry no secret of the run go over the unverified connection and
+    say so, instead of "cannot judge" (tls.cert_valid judges the certificate)."""
+    with closing(gated_target(self_signed_ws, path)) as target:
+        result = run_check(CHECK, target, path)
+    assert result.outcome == outcome, result.message
+    hows = [f["how"] for f in result.evidence()]
+    assert hows and all(h.endswith(", without certificate verification") for h in hows), hows
+
+
+def test_a_gate_secret_never_goes_over_an_unverified_connection(self_signed_ws: str) -> None:
+    with closing(gated_target(self_signed_ws, "/open", **{"X-Gate": GATE_KEY})) as target:
+        result = run_check(CHECK, target, "/open")
+    assert result.outcome == "error", result.message
+    assert "the certificate does not verify" in result.message

@@ -28,6 +28,7 @@ from pytest_prodready.identities import ensure_credential, identity
 from pytest_prodready.masking import Masker
 
 Outcome = Literal["refused", "closed", "accepted", "error"]
+UNTRUSTED = "the certificate does not verify"
 EXCERPT = 200
 DEFAULT_WAIT_S = 1.0
 
@@ -82,8 +83,10 @@ def ws_url(base_url: str, path: str, query: dict[str, str] | None = None) -> str
 
 
 def attempt(url: str, headers: dict[str, str], how: str, *, masker: Masker, timeout: float,
-            wait_s: float = DEFAULT_WAIT_S, ca_bundle: str | None = None) -> WsAttempt:
+            wait_s: float = DEFAULT_WAIT_S, ca_bundle: str | None = None,
+            verify: bool = True) -> WsAttempt:
     """Open a WebSocket to `url` with `headers` and report how the server treated it.
+    `verify=False` skips certificate verification: only for a handshake without a secret.
 
     Usable on its own (no pytest, no Target); the caller checks the host is allowed.
     """
@@ -99,6 +102,9 @@ def attempt(url: str, headers: dict[str, str], how: str, *, masker: Masker, time
     context = None
     if url.startswith("wss:"):
         context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
+        if not verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
     try:
         # No proxy from the environment, no compression: what is sent, and where, is ours.
         with connect(url, additional_headers=headers, open_timeout=timeout, close_timeout=1,
@@ -115,6 +121,8 @@ def attempt(url: str, headers: dict[str, str], how: str, *, masker: Masker, time
             return made("accepted", status=101, message=masker.text(text[:EXCERPT]))
     except InvalidStatus as exc:
         return made("refused", status=exc.response.status_code)
+    except ssl.SSLCertVerificationError as exc:
+        return made("error", error=f"{UNTRUSTED}: {masker.text(exc.verify_message or str(exc))[:EXCERPT]}")
     except InvalidHandshake as exc:
         return made("error", error=f"the handshake failed: {masker.text(str(exc))[:EXCERPT]}")
     except (OSError, TimeoutError) as exc:
@@ -153,9 +161,16 @@ def auth_required(ctx: Context) -> None:
         # A staging gate's header goes on every handshake (without it each one would only
         # meet the gate, and its refusal would read as the endpoint's); the credential
         # header given in request_headers never on the anonymous and forged ones.
-        headers = target.origin_headers(headers, anonymous=anonymous)
-        made = attempt(url, headers, how, masker=target.masker, timeout=target.timeout,
+        sent = target.origin_headers(headers, anonymous=anonymous)
+        made = attempt(url, sent, how, masker=target.masker, timeout=target.timeout,
                        wait_s=wait_s, ca_bundle=str(ca_bundle) if ca_bundle else None)
+        if made.error.startswith(UNTRUSTED) and anonymous and sent == headers:
+            # Like the HTTP client (ADR 0005): a handshake that carries no secret of the run
+            # (its own made-up token at most) is judged over an unverified connection, and
+            # says so; tls.cert_valid reports the certificate.
+            target.guard(host)
+            made = attempt(url, sent, f"{how}, without certificate verification", masker=target.masker,
+                           timeout=target.timeout, wait_s=wait_s, verify=False)
         ctx.add_fact(made)
         return made
 

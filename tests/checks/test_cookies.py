@@ -231,3 +231,31 @@ def test_parse_set_cookie_reads_attributes_like_a_browser() -> None:
 def test_cookie_problems(line: str, problems: list[str]) -> None:
     """The pure judge of one Set-Cookie line."""
     assert cookie_problems(line)[1] == problems
+
+
+@pytest.fixture(scope="module")
+def everywhere() -> Iterator[str]:
+    """Django-style: the session cookie set again on every response (SESSION_SAVE_EVERY_REQUEST)."""
+    app = Flask("cookie_everywhere")
+
+    @app.after_request
+    def session(response: Response) -> Response:
+        response.headers.add("Set-Cookie", "sessionid=s3ss10nv4lue; Path=/; HttpOnly; SameSite=Lax")
+        return response
+
+    @app.route("/")
+    @app.route("/login")
+    def page() -> str:
+        return "<!doctype html><title>shop</title>"
+
+    with serve_app(app) as url:
+        yield url
+
+
+def test_a_cookie_set_on_every_response_is_one_cookie_with_its_places(
+        everywhere: str, target_for: TargetFor) -> None:
+    target = target_for(everywhere, protected=[], health=[], cookies={"paths": ["/login"]})
+    result = run_check("cookies.flags", target)
+    assert result.outcome == "failed", result.message
+    assert result.message.startswith("1 cookie(s) with unsafe flags: sessionid (GET /, ")
+    assert result.message.count("sessionid") == 1 and result.message.endswith("): not Secure")

@@ -67,25 +67,32 @@ def _probes(settings: Settings, subject: str) -> list[Probe]:
        remediation="Set cookies with 'Secure; HttpOnly; SameSite=Lax' (HttpOnly may be left off "
                    "only for cookies scripts must read, such as a CSRF token).")
 def flags(ctx: Context) -> None:
-    findings: list[str] = []
-    seen = 0
+    # One entry per cookie and problem, with every place it was set: a session cookie set
+    # on every page is one cookie to fix, not one per response.
+    unsafe: dict[tuple[str, str], list[str]] = {}
+    names: set[str] = set()
     evidence = []
     for probed in ctx.responses():
         # Every response the probe saw: a login flow sets its session cookie on the 302.
         for ex in probed.responses():
             for line in ex.header_all("Set-Cookie"):
-                seen += 1
                 name, problems = cookie_problems(line)
+                names.add(name)
                 if problems:
                     hop = f", on its {ex.status} redirect" if ex is not probed else ""
-                    findings.append(f"{name} ({ex.where}{hop}): {', '.join(problems)}")
+                    places = unsafe.setdefault((name, ", ".join(problems)), [])
+                    if f"{ex.where}{hop}" not in places:
+                        places.append(f"{ex.where}{hop}")
                     if probed not in evidence:
                         evidence.append(probed)
-    if not seen:
+    if not names:
         ctx.skip("no Set-Cookie in the probed responses: nothing to judge")
-    if findings:
-        ctx.fail(f"{len(findings)} cookie(s) with unsafe flags: " + "; ".join(findings), *evidence)
-    ctx.passed(f"{seen} cookie(s) with safe flags")
+    if unsafe:
+        count = len({name for name, _ in unsafe})
+        ctx.fail(f"{count} cookie(s) with unsafe flags: " + "; ".join(
+            f"{name} ({', '.join(places[:3])}{f' and {len(places) - 3} more' if len(places) > 3 else ''}): "
+            f"{problems}" for (name, problems), places in unsafe.items()), *evidence)
+    ctx.passed(f"{len(names)} cookie(s) with safe flags")
 
 
 FAMILY = Family(

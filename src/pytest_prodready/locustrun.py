@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_prodready.exceptions import CannotJudge
-from pytest_prodready.target import Probe, Target
+from pytest_prodready.target import SEQ_HEADER, Probe, Target
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 MAX_BODY_BYTES = 1 << 20
@@ -89,7 +89,7 @@ def run(target: Target, probe: Probe, endpoint: str, requests: int, warmup: int,
         spec = {"url": url, "method": probe.method, "endpoint": endpoint, "headers": headers,
                 "body": probe.body.decode("utf-8", "replace"), "verify": verify,
                 "timeout_s": target.timeout, "total": total, "warmup": warmup, "workers": expected,
-                "run": secrets.token_hex(4), "seq_header": "X-Prodready-Seq",
+                "run": secrets.token_hex(4), "seq_header": SEQ_HEADER,
                 "max_body_bytes": MAX_BODY_BYTES, "samples_path": str(samples_path)}
         spec_path = folder / "spec.json"
         fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 __all__ = ["Budget", "Probe", "Target", "describe_error"]
 
 USER_AGENT = f"pytest-prodready/{__version__} (production-readiness check)"
+# Headers that make one of our requests distinct, and findable in the target's logs: a
+# sequence number (a burst, a latency sample) and a probe's purpose (a control after attacks).
+SEQ_HEADER = "X-Prodready-Seq"
+PROBE_HEADER = "X-Prodready-Probe"
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_REDIRECTS = 5
 RETRY_AFTER_CAP_S = 5.0  # we honour Retry-After, but never let a target park us for long

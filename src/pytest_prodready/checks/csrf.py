@@ -32,7 +32,7 @@ from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge
 from pytest_prodready.family import Family
 from pytest_prodready.similarity import likeness
-from pytest_prodready.target import Probe
+from pytest_prodready.target import PROBE_HEADER, Probe
 
 FOREIGN_ORIGIN = "https://csrf-probe.prodready.invalid"
 FORM_BODY = b"prodready=csrf-probe"
@@ -105,7 +105,7 @@ def callback_probe(callback: str, state: str | None, cookie: str = "", tag: str 
     sep = "&" if "?" in callback else "?"
     headers = {"Cookie": cookie} if cookie else {}
     if tag:  # keeps two calls of one flow apart in the probe cache
-        headers["X-Prodready-Probe"] = tag
+        headers[PROBE_HEADER] = tag
     return Probe.get(f"{callback}{sep}{urlencode(query)}", headers, follow_redirects=False)
 
 
@@ -131,7 +131,7 @@ def accepted(ex: Exchange) -> bool:
 def _start(ctx: Context, tag: str) -> tuple[Exchange, str, str]:
     """Start a flow: its exchange, the state it issued, and the cookies to send back."""
     start = str(ctx.settings.get("csrf.oauth_start"))
-    ex = ctx.fetch(Probe.get(start, {"X-Prodready-Probe": tag}, follow_redirects=False))
+    ex = ctx.fetch(Probe.get(start, {PROBE_HEADER: tag}, follow_redirects=False))
     location = ex.header("Location") or ""
     if ex.status not in REDIRECTS or not location:
         raise CannotJudge(f"{start} answered {ex.status} without a redirect to the provider: "

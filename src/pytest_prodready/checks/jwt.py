@@ -29,7 +29,7 @@ from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge, ConfigError
 from pytest_prodready.family import Family
-from pytest_prodready.target import Probe
+from pytest_prodready.target import PROBE_HEADER, Probe
 
 REFUSED = frozenset({401, 403})
 # A forged call's body this like the valid call's (difflib ratio) is the token holder's data.
@@ -38,7 +38,6 @@ BODY_COMPARED = 8192
 # How many of the list's first secrets are sent as probes (the whole list is tried offline).
 SENT_WEAK_SECRETS = 10
 # The header that tells a re-sent valid call (after a check's attacks) from the first one.
-PROBE_HEADER = "X-Prodready-Probe"
 ASYMMETRIC = ("RS", "PS", "ES", "Ed")
 
 

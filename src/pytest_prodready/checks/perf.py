@@ -36,9 +36,8 @@ from pytest_prodready.config import Settings
 from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge, ConfigError
 from pytest_prodready.family import Family
-from pytest_prodready.target import Probe
+from pytest_prodready.target import SEQ_HEADER, Probe
 
-SEQ_HEADER = "X-Prodready-Seq"
 DEFAULT_P95_MS = 500.0
 DEFAULT_ERROR_RATE = 0.01
 DEFAULT_REQUESTS = 50

@@ -35,9 +35,8 @@ from pytest_prodready.evidence import Exchange
 from pytest_prodready.exceptions import CannotJudge
 from pytest_prodready.family import Family
 from pytest_prodready.ratelimit_headers import Advertisement, read
-from pytest_prodready.target import Probe
+from pytest_prodready.target import SEQ_HEADER, Probe
 
-SEQ_HEADER = "X-Prodready-Seq"
 WINDOWS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 THROTTLE_TEXT = re.compile(r"rate.?limit|too many requests|throttl|slow down|quota exceeded",
                            re.IGNORECASE)

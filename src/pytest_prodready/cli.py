@@ -33,12 +33,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import pytest
 
 from pytest_prodready import __version__
+
+if TYPE_CHECKING:  # the CLI imports the plugin's modules only when it runs a command
+    from pytest_prodready.exceptions import TargetUnreachable
 
 EXIT_READY = 0
 EXIT_NOT_READY = 1
@@ -384,7 +387,8 @@ class RunWatcher:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self.reports = 0
-        self.stopped: str | None = None  # the target could not be reached: the run's message
+        # the target could not be reached: why (Runtime.stopped, set by the plugin)
+        self.stopped: TargetUnreachable | None = None
         self.keyboard = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -398,12 +402,15 @@ class RunWatcher:
     def pytest_runtestloop(self, session: pytest.Session) -> Iterator[None]:
         # The plugin stops the run with pytest.exit() when the target does not answer,
         # before the first check: pytest would print it under an internal class name.
+        from pytest_prodready.stash import RUNTIME
+
         try:
             return (yield)
-        except pytest.exit.Exception as exc:
-            if self.reports or not str(exc.msg).startswith("target "):
-                raise
-            self.stopped = str(exc.msg)
+        except pytest.exit.Exception:
+            runtime = session.config.stash.get(RUNTIME, None)
+            if self.reports or runtime is None or runtime.stopped is None:
+                raise  # someone else's pytest.exit
+            self.stopped = runtime.stopped
             return True  # type: ignore[return-value]  # firstresult: the loop is done
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
@@ -468,15 +475,13 @@ def run_pytest(command: str, workdir: Path, config: Path, extra: Sequence[str], 
 def outcome_code(command: str, code: int, watcher: RunWatcher) -> int:
     """The command's exit code for pytest's, saying why when it is not a verdict."""
     if watcher.stopped is not None:
-        message = watcher.stopped.removeprefix("target ")
-        untrusted = re.search(r"the certificate does not verify \(([^)]*)\), and credentials go only "
-                              r"over verified TLS", message)
-        if untrusted:
+        message = str(watcher.stopped).removeprefix("target ")
+        if watcher.stopped.untrusted:
             # Not down: every request carries a credential (--header), and a credential goes
             # only over TLS that verifies.
             say(command, f"{message.partition(' ')[0]}: its certificate does not verify "
-                         f"({untrusted[1]}), and the --header values are sent only over verified "
-                         "TLS, so nothing was sent. Pass the CA that signed it: --ca-bundle PATH")
+                         f"({watcher.stopped.untrusted}), and the --header values are sent only over "
+                         "verified TLS, so nothing was sent. Pass the CA that signed it: --ca-bundle PATH")
             return EXIT_USAGE
         say(command, message)
         return EXIT_UNREACHABLE

@@ -37,7 +37,14 @@ class TargetError(CannotJudge):
 
 
 class TargetUnreachable(TargetError):
-    """The target does not answer at all; the run stops with one message."""
+    """The target does not answer at all; the run stops with one message.
+
+    `untrusted`: OpenSSL's reason when nothing was sent because every request carried a
+    credential and the certificate does not verify (the target may well be up)."""
+
+    def __init__(self, message: str, *, untrusted: str | None = None) -> None:
+        super().__init__(message)
+        self.untrusted = untrusted
 
 
 class BudgetExceeded(ProdreadyError):

@@ -200,6 +200,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         try:
             preflight.result()
         except TargetUnreachable as exc:
+            runtime.stopped = exc
             pytest.exit(str(exc), returncode=pytest.ExitCode.INTERRUPTED)
     if distributed:
         return  # under xdist each worker fetches what its own items need

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_prodready.config import Settings
+from pytest_prodready.exceptions import TargetUnreachable
 from pytest_prodready.masking import Masker
 from pytest_prodready.records import Policy
 from pytest_prodready.runshare import RunShare
@@ -45,6 +46,9 @@ class Runtime:
     # Rendered exchange -> the node id whose failure showed it first (the terminal shows a
     # shared exchange once per run).
     shown_exchanges: dict[str, str] = field(default_factory=dict)
+    # Why the run stopped before the first check (the preflight found the target down), for
+    # `prodready check` to word its exit; None while it runs.
+    stopped: TargetUnreachable | None = None
 
     def target(self) -> Target:
         with self._lock:

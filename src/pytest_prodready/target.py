@@ -937,8 +937,9 @@ class Target:
                                          Probe.get(PREFLIGHT_MISSING)])
         where = self.masker.url(self.base_url)
         if page.status is None and page.error_kind == "connect":
+            untrusted = self.untrusted if page.error.startswith("not sent: ") else None
             raise TargetUnreachable(f"target {where} is unreachable: {page.error}. Check the URL, "
-                                    "and that the service is up.")
+                                    "and that the service is up.", untrusted=untrusted)
         both = (page, missing)
         if all(ex.status is None for ex in both):
             if self._speaks_tls_instead():

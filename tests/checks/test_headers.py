@@ -75,6 +75,8 @@ EDGE_PAGES: dict[str, list[tuple[str, str]]] = {
     "referrer-downgrade": [("Referrer-Policy", "no-referrer-when-downgrade")],
     "server-without-version": [("Server", "nginx")],
     "server-werkzeug": [("Server", "Werkzeug/3.0.1 Python/3.11.7")],
+    "server-major-only": [("Server", "Apache/2")],
+    "server-node-id": [("Server", "ECS (dcb/7F84)")],
     "powered-by-without-version": [("X-Powered-By", "PHP")],
     "aspnet-version": [("X-AspNet-Version", "4.0.30319")],
 }
@@ -386,6 +388,8 @@ def test_version_disclosure_passes_on_good_target(good_app: Served, target_for: 
 @pytest.mark.parametrize(("page", "outcome", "fragment"), [
     ("server-without-version", "passed", "(Server: app, nginx)"),
     ("server-werkzeug", "failed", "Server: Werkzeug/3.0.1 Python/3.11.7"),
+    ("server-major-only", "failed", "Server: Apache/2"),  # Apache's ServerTokens Major
+    ("server-node-id", "passed", "ECS (dcb/7F84)"),
     ("powered-by-without-version", "failed", "X-Powered-By: PHP"),
     ("aspnet-version", "failed", "X-AspNet-Version: 4.0.30319"),
 ])

@@ -180,6 +180,12 @@ def referrer_policy(ctx: Context) -> None:
     ctx.passed(f"Referrer-Policy: {effective}")
 
 
+# A version in a Server header: a dotted number (Jetty(9.4.z)), or a product's version after
+# its slash (RFC 9110 product tokens: Apache/2, nginx/1.18.0), not a node id that starts
+# with a digit (Edgecast's 'ECS (dcb/7F84)').
+SERVER_VERSION = re.compile(r"\d+\.\d+|/v?\d+\b")
+
+
 @check("headers.no_version_disclosure", title="no X-Powered-By, no version in Server",
        severity="low", probes=_page,
        remediation="Remove X-Powered-By and the version from the Server header "
@@ -189,7 +195,7 @@ def no_version_disclosure(ctx: Context) -> None:
     leaks = [f"{name}: {ex.header(name)}" for name in
              ("X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version") if ex.header(name)]
     servers = [s.strip() for s in ex.header_all("Server")]
-    leaks += [f"Server: {s}" for s in servers if re.search(r"\d+\.\d+", s)]
+    leaks += [f"Server: {s}" for s in servers if SERVER_VERSION.search(s)]
     if leaks:
         ctx.fail("software versions disclosed: " + "; ".join(leaks))
     ctx.passed("no software version disclosed" + (f" (Server: {', '.join(servers)})" if servers else ""))

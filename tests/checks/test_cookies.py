@@ -259,3 +259,17 @@ def test_a_cookie_set_on_every_response_is_one_cookie_with_its_places(
     assert result.outcome == "failed", result.message
     assert result.message.startswith("1 cookie(s) with unsafe flags: sessionid (GET /, ")
     assert result.message.count("sessionid") == 1 and result.message.endswith("): not Secure")
+
+
+@pytest.mark.parametrize("name", ["sessionid", "PHPSESSID", "JSESSIONID", "session", "_shop_session",
+                                  "connect.sid", ".AspNetCore.Cookies", ".AspNetCore.Identity.Application",
+                                  ".ASPXAUTH", "auth_token", "access_token", "jwt", "remember_me",
+                                  "laravel_session", "next-auth.session-token"])
+def test_the_session_cookies_of_real_frameworks_must_be_httponly(name: str) -> None:
+    problems = cookie_problems(f"{name}=v; Path=/; Secure; SameSite=Lax")[1]
+    assert "a session cookie without HttpOnly" in problems
+
+
+@pytest.mark.parametrize("name", ["author", "author_pref", "theme", "csrftoken", "XSRF-TOKEN", "lang"])
+def test_other_cookies_may_be_read_by_scripts(name: str) -> None:
+    assert cookie_problems(f"{name}=v; Path=/; Secure; SameSite=Lax")[1] == []

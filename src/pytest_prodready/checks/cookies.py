@@ -11,8 +11,12 @@ from pytest_prodready.config import Settings
 from pytest_prodready.family import Family
 from pytest_prodready.target import Probe
 
-# Names that carry a login session. CSRF cookies are meant to be read by scripts.
-SESSION_NAME = re.compile(r"sess|sid\b|auth|token|jwt|login|remember|connect\.sid", re.IGNORECASE)
+# Names that carry a login session: Django's sessionid, PHPSESSID, JSESSIONID, Flask's and
+# Rails' session, Express's connect.sid, ASP.NET Core's .AspNetCore.Cookies / .Identity,
+# auth_token, access_token, jwt, remember_me... ('auth' but not 'author'). CSRF cookies
+# are meant to be read by scripts.
+SESSION_NAME = re.compile(r"sess|sid\b|auth(?!or)|token|jwt|login|remember|connect\.sid"
+                          r"|\.aspnetcore\.(cookies|identity)|\.aspxauth", re.IGNORECASE)
 SCRIPT_READABLE = re.compile(r"csrf|xsrf", re.IGNORECASE)
 
 

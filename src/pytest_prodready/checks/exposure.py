@@ -84,8 +84,9 @@ SENSITIVE: tuple[Surface, ...] = (
     Surface("/_profiler/", "Symfony profiler", html_match(r"Symfony Profiler")),
 )
 
+PROMETHEUS_TEXT = text_match(r"^# (HELP|TYPE) \w+")
 ADMIN: tuple[Surface, ...] = (
-    Surface("/metrics", "Prometheus metrics", text_match(r"^# (HELP|TYPE) \w+")),
+    Surface("/metrics", "Prometheus metrics", PROMETHEUS_TEXT),
     Surface("/actuator", "Spring actuator", text_match(r'"_links"\s*:')),
     Surface("/swagger-ui.html", "Swagger UI", html_match(r"swagger-ui")),
     Surface("/swagger-ui/", "Swagger UI", html_match(r"swagger-ui")),
@@ -98,13 +99,14 @@ ADMIN: tuple[Surface, ...] = (
     Surface("/phpmyadmin/", "phpMyAdmin", html_match(r"phpMyAdmin")),
 )
 
+
 def admin_surfaces_of(settings: Settings) -> tuple[Surface, ...]:
     """The admin surfaces to look at: the known ones, and the configured metrics.path when
     it lives elsewhere (judged like /metrics), minus what exposure.allow lists."""
     surfaces = ADMIN
     metrics_path = settings.get("metrics.path")
     if metrics_path and metrics_path not in {s.path for s in ADMIN}:
-        surfaces = (*ADMIN, Surface(str(metrics_path), "Prometheus metrics", ADMIN[0].looks_like))
+        surfaces = (*ADMIN, Surface(str(metrics_path), "Prometheus metrics", PROMETHEUS_TEXT))
     allowed = set(settings.get("exposure.allow", []))
     return tuple(s for s in surfaces if s.path not in allowed)
 
